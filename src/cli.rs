@@ -1,0 +1,243 @@
+//! Command-line syntax: clap definitions only, plus the one place that turns an outcome
+//! into an error line and an exit code.
+//!
+//! Each subcommand's behaviour lives in [`crate::commands`] (lock, digest, verify, show,
+//! diff) or [`crate::gate`] (run, healthcheck).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit::ExitCode;
+use crate::tree::ModePolicy;
+
+/// `treeseal --version`: the crate version and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("TREESEAL_BUILD_COMMIT"),
+    ")"
+);
+
+/// Seal a directory tree at build time; prove at start-up that it is still the same.
+#[derive(Debug, Parser)]
+#[command(name = "treeseal", version = VERSION, about, max_term_width = 100)]
+pub struct Cli {
+    /// Worker threads (default: the CPUs this process may use, honouring cgroup quotas;
+    /// also TREESEAL_THREADS).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Walk DIR as `COPY . /app` would, write its manifest, print the root digest.
+    Lock(LockArgs),
+    /// Print the root digest of DIR without writing anything.
+    Digest(DigestArgs),
+    /// Check DIR against its manifest; name the first difference.
+    Verify(VerifyArgs),
+    /// List a manifest's entries.
+    Show(ShowArgs),
+    /// Explain what differs between two trees (each a manifest or a directory).
+    Diff(DiffArgs),
+    /// Verify the gated trees, then exec CMD in treeseal's place (for ENTRYPOINT).
+    Run(RunArgs),
+    /// Cheap re-check for Docker HEALTHCHECK / Kubernetes exec probes (exit 0 or 1).
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Which permission bits count (`--modes`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Modes {
+    /// Only the owner-execute bit of regular files (what git tracks).
+    #[default]
+    Exec,
+    /// All permission bits of files and directories.
+    Full,
+}
+
+impl From<Modes> for ModePolicy {
+    fn from(m: Modes) -> ModePolicy {
+        match m {
+            Modes::Exec => ModePolicy::Exec,
+            Modes::Full => ModePolicy::Full,
+        }
+    }
+}
+
+/// Options that decide what the tree is, for commands that walk a directory from scratch.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RuleArgs {
+    /// Read ignore rules from FILE instead of DIR/.dockerignore (e.g. Dockerfile.dockerignore).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_dockerignore")]
+    pub dockerignore: Option<PathBuf>,
+    /// Do not read DIR/.dockerignore.
+    #[arg(long)]
+    pub no_dockerignore: bool,
+    /// Also exclude PAT (.dockerignore syntax; repeatable; `!PAT` re-includes).
+    #[arg(long, value_name = "PAT")]
+    pub exclude: Vec<String>,
+    /// Which permission bits count for verification and the digest.
+    #[arg(long, value_enum, default_value = "exec")]
+    pub modes: Modes,
+}
+
+/// `treeseal lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The tree (the build context).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Where to write the manifest (default DIR/.treeseal).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The source commit to record (default: SOURCE_COMMIT-style variables, then git).
+    #[arg(long, value_name = "COMMIT")]
+    pub source: Option<String>,
+    /// What the tree is.
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+/// `treeseal digest`.
+#[derive(Debug, Args)]
+pub struct DigestArgs {
+    /// The tree (the build context).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// What the tree is.
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+/// `treeseal verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The tree to check.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The manifest (default DIR/.treeseal).
+    #[arg(short, long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Also require the manifest's root digest to be this (blake3:HEX).
+    #[arg(long, value_name = "DIGEST")]
+    pub digest: Option<String>,
+    /// List every difference, not only the first.
+    #[arg(long)]
+    pub all: bool,
+    /// Do not report extra paths matching PAT (files the app creates; repeatable).
+    #[arg(long, value_name = "PAT")]
+    pub allow_extra: Vec<String>,
+    /// Print nothing on success.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `treeseal show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// One JSON object per line and entry.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `treeseal diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first tree: a manifest file or a directory.
+    pub a: PathBuf,
+    /// The second tree: a manifest file or a directory.
+    pub b: PathBuf,
+    /// Rules for a directory side. When the other side is a manifest, its rules are used.
+    /// What the tree is.
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+/// `treeseal run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Which trees are gated and how.
+    #[command(flatten)]
+    pub gate: GateArgs,
+    /// The command to exec once the trees are verified.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `treeseal healthcheck`.
+#[derive(Debug, Args)]
+pub struct HealthcheckArgs {
+    /// Which trees are gated and how.
+    #[command(flatten)]
+    pub gate: GateArgs,
+    /// Re-hash every file instead of comparing against the start-up snapshot.
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// Configuration shared by `run` and `healthcheck`; every flag has an environment
+/// variable so Dockerfiles stay short (flags win over the environment).
+#[derive(Debug, Args, Clone, Default)]
+pub struct GateArgs {
+    /// A gated tree, as ROOT or ROOT=DIGEST (repeatable; TREESEAL_ROOT, TREESEAL_DIGEST,
+    /// or TREESEAL_TREES="ROOT=DIGEST ..." for several).
+    #[arg(long = "tree", value_name = "ROOT[=DIGEST]")]
+    pub trees: Vec<String>,
+    /// Manifest for a single tree (default ROOT/.treeseal; TREESEAL_MANIFEST).
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Patterns for paths the app creates at run time (TREESEAL_ALLOW_EXTRA, space-separated).
+    #[arg(long, value_name = "PAT")]
+    pub allow_extra: Vec<String>,
+    /// Where `run` records its snapshot for healthchecks (TREESEAL_STATE).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Log format: text or json (TREESEAL_LOG).
+    #[arg(long, value_name = "FORMAT")]
+    pub log: Option<String>,
+}
+
+/// Parses the command line, runs the command and returns the process exit code.
+/// Errors are printed here, once, as one line.
+pub fn main() -> std::process::ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let is_health = args.get(1).is_some_and(|a| a == "healthcheck");
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("treeseal: {first} (see treeseal --help)");
+            // Docker reserves healthcheck status 2: a broken probe is unhealthy.
+            let code = if is_health {
+                ExitCode::Differs
+            } else {
+                ExitCode::CannotCheck
+            };
+            return std::process::ExitCode::from(code.code());
+        }
+    };
+    let code = match crate::commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("treeseal: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::ExitCode::from(code.code())
+}

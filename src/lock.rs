@@ -1,0 +1,57 @@
+//! Sealing a tree: walk it, hash every regular file in parallel, and build the manifest.
+
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::hash::{hash_file, Hashed};
+use crate::ignore::Matcher;
+use crate::manifest::{Manifest, Origin};
+use crate::tree::{Entry, Kind, Node, Rules};
+use crate::walk::{self, Found};
+
+/// Compiles the rules' patterns into a matcher.
+pub fn matcher(rules: &Rules) -> Result<Matcher> {
+    Matcher::new(&rules.patterns).map_err(|source| Error::Pattern {
+        origin: "ignore rules".into(),
+        source,
+    })
+}
+
+/// Walks and hashes `root` under `rules`, returning the manifest of what is there now.
+pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
+    let found = walk::walk(root, &matcher(&rules)?)?;
+    let entries = seal(root, found)?;
+    Ok(Manifest {
+        rules,
+        origin,
+        entries,
+    })
+}
+
+/// Turns walked objects into entries, hashing the regular files in parallel.
+pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
+    found
+        .into_par_iter()
+        .map(|f| {
+            let node = match f.kind {
+                Kind::File => {
+                    let abs = walk::join(root, &f.path);
+                    match hash_file(&abs, f.size).map_err(|e| Error::io("read", &abs, e))? {
+                        Hashed::File { hash, size } => Node::File { size, hash },
+                        Hashed::NotRegular => return Err(Error::Unstable(abs)),
+                    }
+                }
+                Kind::Dir => Node::Dir,
+                Kind::Symlink => Node::Symlink { target: f.target },
+                other => Node::Special(other),
+            };
+            Ok(Entry {
+                path: f.path,
+                mode: f.mode,
+                node,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,536 @@
+//! The manifest file: its on-disk format, and the encoder and decoder for it.
+//!
+//! Layout (all integers little-endian; `docs/FORMAT.md` is the full description):
+//!
+//! ```text
+//! header  64 bytes, fixed layout (RawHeader): magic "TREESEAL", format version, flags,
+//!         reserved, entry count, body length, blake3 of the body
+//! body    postcard: Meta { rules, origin }, then `entry count` × Packed entries
+//! ```
+//!
+//! Entries are stored in [path order](crate::tree::path_order) with their path
+//! prefix-compressed against the previous entry's path, so a typical source file costs its
+//! file name, a few varint bytes and its 32-byte hash.
+//!
+//! [`decode`] takes bytes, never a path, and treats them as hostile: every length is
+//! bounded by the bytes that are actually there, every entry is validated (relative path,
+//! no empty, `.` or `..` components, no NUL, strictly increasing, parent directory listed,
+//! sane mode), and any corrupted byte is caught by the body checksum before the body is
+//! read. Errors are one-line reasons; the decoder never panics.
+
+use std::mem::{align_of, offset_of, size_of};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use static_assertions::const_assert_eq;
+
+use crate::error::{Error, Result};
+use crate::tree::{self, Entry, Hash, Kind, Node, Rules};
+
+/// The first eight bytes of every manifest.
+pub const MAGIC: [u8; 8] = *b"TREESEAL";
+
+/// The format version this build writes and reads. Changing the layout of the header or
+/// the body is a format break and must bump it.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// The file name `lock` writes at the root of the tree by default. It is never part of
+/// the tree it describes: the walker skips this name at the root.
+pub const DEFAULT_NAME: &str = ".treeseal";
+
+/// The fixed-layout header. Every field is a byte array so the layout has no padding and
+/// no alignment; the assertions below pin it, and changing it is a format break.
+#[repr(C)]
+struct RawHeader {
+    magic: [u8; 8],
+    version: [u8; 2],
+    flags: [u8; 2],
+    reserved: [u8; 4],
+    entries: [u8; 8],
+    body_len: [u8; 8],
+    body_blake3: [u8; 32],
+}
+
+/// Size of the header in bytes.
+pub const HEADER_LEN: usize = 64;
+const_assert_eq!(size_of::<RawHeader>(), HEADER_LEN);
+const_assert_eq!(align_of::<RawHeader>(), 1);
+const_assert_eq!(offset_of!(RawHeader, version), 8);
+const_assert_eq!(offset_of!(RawHeader, entries), 16);
+const_assert_eq!(offset_of!(RawHeader, body_len), 24);
+const_assert_eq!(offset_of!(RawHeader, body_blake3), 32);
+
+/// The smallest encoding of one entry (shared, suffix length, one suffix byte, mode, tag);
+/// bounds the entry count a body of a given length can claim.
+const MIN_ENTRY_LEN: usize = 5;
+
+/// Where and when a manifest was made. Informational: not part of the digest, so locking
+/// the same tree twice gives the same digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Seconds since the Unix epoch when `lock` ran.
+    pub created_unix: u64,
+    /// The source commit, when known (from `SOURCE_COMMIT`-style variables or git).
+    pub source: Option<String>,
+    /// The treeseal version that wrote the manifest.
+    pub tool: String,
+}
+
+/// A decoded manifest: the rules, where it came from, and the entries in path order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The rules the tree was locked with.
+    pub rules: Rules,
+    /// Where and when it was made.
+    pub origin: Origin,
+    /// The entries, in [`tree::path_order`], unique.
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    rules: Rules,
+    origin: Origin,
+}
+
+/// One entry as stored: the path is `previous_path[..shared] + suffix`.
+#[derive(Serialize, Deserialize)]
+struct Packed<'a> {
+    shared: u32,
+    #[serde(borrow)]
+    suffix: &'a [u8],
+    mode: u32,
+    #[serde(borrow)]
+    node: PackedNode<'a>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum PackedNode<'a> {
+    File { size: u64, hash: Hash },
+    Dir,
+    Symlink(&'a [u8]),
+    Fifo,
+    Socket,
+    Device,
+}
+
+impl Manifest {
+    /// The root digest of the tree this manifest describes.
+    pub fn digest(&self) -> Hash {
+        tree::digest(&self.rules, &self.entries)
+    }
+
+    /// Encodes the manifest into its file format.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::with_capacity(64 + self.entries.len() * 48);
+        body = postcard::to_extend(
+            &Meta {
+                rules: self.rules.clone(),
+                origin: self.origin.clone(),
+            },
+            body,
+        )
+        .expect("writing to a Vec cannot fail");
+        let mut prev: &[u8] = &[];
+        for e in &self.entries {
+            let shared = common_prefix(prev, &e.path);
+            let node = match &e.node {
+                Node::File { size, hash } => PackedNode::File {
+                    size: *size,
+                    hash: *hash,
+                },
+                Node::Dir => PackedNode::Dir,
+                Node::Symlink { target } => PackedNode::Symlink(target),
+                Node::Special(Kind::Fifo) => PackedNode::Fifo,
+                Node::Special(Kind::Socket) => PackedNode::Socket,
+                Node::Special(_) => PackedNode::Device,
+            };
+            let packed = Packed {
+                shared: shared as u32,
+                suffix: &e.path[shared..],
+                mode: e.mode,
+                node,
+            };
+            body = postcard::to_extend(&packed, body).expect("writing to a Vec cannot fail");
+            prev = &e.path;
+        }
+        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+        out.extend_from_slice(&MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(blake3::hash(&body).as_bytes());
+        debug_assert_eq!(out.len(), HEADER_LEN);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Reads and decodes the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Manifest> {
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ManifestMissing(path.to_path_buf()),
+            _ => Error::io("read manifest", path, e),
+        })?;
+        decode(&bytes).map_err(|reason| Error::ManifestCorrupt {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
+    /// Writes the manifest to `path` atomically (a temporary file in the same directory,
+    /// then a rename), so a reader never sees half a manifest.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&self.encode())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io("write manifest", path, e)
+        })
+    }
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn le_u16(b: &[u8]) -> u16 {
+    u16::from_le_bytes(b.try_into().expect("2 bytes"))
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b.try_into().expect("8 bytes"))
+}
+
+/// Decodes a manifest from its bytes. The error is a one-line reason.
+pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
+    if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
+        return Err("not a treeseal manifest (wrong magic bytes)".into());
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(format!(
+            "truncated: {} bytes, shorter than the {HEADER_LEN}-byte header",
+            bytes.len()
+        ));
+    }
+    let (header, body) = bytes.split_at(HEADER_LEN);
+    let version = le_u16(&header[offset_of!(RawHeader, version)..][..2]);
+    if version != FORMAT_VERSION {
+        return Err(if version > FORMAT_VERSION {
+            format!("format version {version} is newer than this treeseal reads ({FORMAT_VERSION}); use a newer treeseal")
+        } else {
+            format!("unknown format version {version}")
+        });
+    }
+    let flags = le_u16(&header[offset_of!(RawHeader, flags)..][..2]);
+    let reserved = &header[offset_of!(RawHeader, reserved)..][..4];
+    if flags != 0 || reserved != [0; 4] {
+        return Err(format!(
+            "unknown header flags {flags:#06x} (written by a newer treeseal?)"
+        ));
+    }
+    let count = le_u64(&header[offset_of!(RawHeader, entries)..][..8]);
+    let body_len = le_u64(&header[offset_of!(RawHeader, body_len)..][..8]);
+    if body_len != body.len() as u64 {
+        return Err(if body_len > body.len() as u64 {
+            format!(
+                "truncated: header promises {body_len} body bytes, file has {}",
+                body.len()
+            )
+        } else {
+            format!(
+                "{} bytes of trailing garbage after the body",
+                body.len() as u64 - body_len
+            )
+        });
+    }
+    if blake3::hash(body).as_bytes() != &header[offset_of!(RawHeader, body_blake3)..][..32] {
+        return Err("checksum mismatch: the file was damaged or edited".into());
+    }
+    if count > (body.len() / MIN_ENTRY_LEN) as u64 {
+        return Err(format!(
+            "header claims {count} entries, more than {} body bytes can hold",
+            body.len()
+        ));
+    }
+
+    let (meta, mut rest): (Meta, _) =
+        postcard::take_from_bytes(body).map_err(|e| format!("bad rules/origin block: {e}"))?;
+    let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
+    let mut dirs: Vec<usize> = Vec::new(); // lengths of the open ancestor directory paths
+    for index in 0..count {
+        let (packed, tail): (Packed, _) = postcard::take_from_bytes(rest)
+            .map_err(|e| format!("entry {index}: cannot decode: {e}"))?;
+        rest = tail;
+        let prev: &[u8] = entries.last().map_or(&[], |e| &e.path);
+        let shared = packed.shared as usize;
+        if shared > prev.len() {
+            return Err(format!(
+                "entry {index}: shares {shared} bytes with a {}-byte path",
+                prev.len()
+            ));
+        }
+        let mut path = Vec::with_capacity(shared + packed.suffix.len());
+        path.extend_from_slice(&prev[..shared]);
+        path.extend_from_slice(packed.suffix);
+        let at = |why: &str| format!("entry {index} ({}): {why}", crate::escape::escape(&path));
+        check_path(&path).map_err(at)?;
+        if !entries.is_empty() && tree::path_order(prev, &path).is_ge() {
+            return Err(at("out of order or duplicate"));
+        }
+        while let Some(&len) = dirs.last() {
+            // Open directories are ancestors of (or equal to) the previous path.
+            if path.len() > len && path[len] == b'/' && path[..len] == prev[..len] {
+                break;
+            }
+            dirs.pop();
+        }
+        let parent_len = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
+        if dirs.last().copied().unwrap_or(0) != parent_len {
+            return Err(at("its parent directory is not listed"));
+        }
+        if packed.mode > 0o7777 {
+            return Err(at("mode has bits outside 0o7777"));
+        }
+        let node = match packed.node {
+            PackedNode::File { size, hash } => {
+                if size > i64::MAX as u64 {
+                    return Err(at("impossible file size"));
+                }
+                Node::File { size, hash }
+            }
+            PackedNode::Dir => Node::Dir,
+            PackedNode::Symlink(target) => {
+                if target.is_empty() || target.contains(&0) {
+                    return Err(at("empty symlink target or NUL byte in it"));
+                }
+                Node::Symlink {
+                    target: target.to_vec(),
+                }
+            }
+            PackedNode::Fifo => Node::Special(Kind::Fifo),
+            PackedNode::Socket => Node::Special(Kind::Socket),
+            PackedNode::Device => Node::Special(Kind::Device),
+        };
+        if node == Node::Dir {
+            dirs.push(path.len());
+        }
+        entries.push(Entry {
+            path,
+            mode: packed.mode,
+            node,
+        });
+    }
+    if !rest.is_empty() {
+        return Err(format!(
+            "{} bytes left over after the last entry",
+            rest.len()
+        ));
+    }
+    for p in &meta.rules.patterns {
+        if p.is_empty() || p.contains('\0') {
+            return Err("an ignore pattern is empty or contains NUL".into());
+        }
+    }
+    Ok(Manifest {
+        rules: meta.rules,
+        origin: meta.origin,
+        entries,
+    })
+}
+
+/// Checks one manifest path: relative, non-empty components, no `.`/`..`, no NUL.
+fn check_path(path: &[u8]) -> std::result::Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("empty path");
+    }
+    if path.contains(&0) {
+        return Err("NUL byte in path");
+    }
+    if path[0] == b'/' {
+        return Err("absolute path");
+    }
+    for component in path.split(|&c| c == b'/') {
+        match component {
+            b"" => return Err("empty path component"),
+            b"." | b".." => return Err("`.` or `..` component"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        let file = |p: &str, size, byte| Entry {
+            path: p.as_bytes().to_vec(),
+            mode: 0o644,
+            node: Node::File {
+                size,
+                hash: [byte; 32],
+            },
+        };
+        let dir = |p: &str| Entry {
+            path: p.as_bytes().to_vec(),
+            mode: 0o755,
+            node: Node::Dir,
+        };
+        Manifest {
+            rules: Rules {
+                patterns: vec!["**/*.pyc".into(), "!keep.pyc".into()],
+                modes: tree::ModePolicy::Exec,
+            },
+            origin: Origin {
+                created_unix: 1_700_000_000,
+                source: Some("0e421ef".into()),
+                tool: "treeseal test".into(),
+            },
+            entries: vec![
+                dir("a"),
+                file("a/b.txt", 3, 1),
+                dir("a/sub"),
+                Entry {
+                    path: b"a/sub/link".to_vec(),
+                    mode: 0o777,
+                    node: Node::Symlink {
+                        target: b"../b.txt".to_vec(),
+                    },
+                },
+                Entry {
+                    path: b"a/sub/pipe".to_vec(),
+                    mode: 0o600,
+                    node: Node::Special(Kind::Fifo),
+                },
+                file("a.txt", 0, 2),
+                Entry {
+                    path: b"z\xff".to_vec(),
+                    ..file("z", 10, 3)
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let m = sample();
+        let bytes = m.encode();
+        assert_eq!(&bytes[..8], b"TREESEAL");
+        assert_eq!(decode(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn every_truncation_and_every_byte_flip_is_an_error() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "truncated to {len}");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x01;
+            assert!(decode(&b).is_err(), "flip at {i}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).unwrap_err().contains("trailing garbage"));
+    }
+
+    /// Re-seal a body after editing it, so validation past the checksum is exercised.
+    fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
+        let body_len = (bytes.len() - HEADER_LEN) as u64;
+        bytes[24..32].copy_from_slice(&body_len.to_le_bytes());
+        let sum = *blake3::hash(&bytes[HEADER_LEN..]).as_bytes();
+        bytes[32..64].copy_from_slice(&sum);
+        bytes
+    }
+
+    fn with_entries(entries: Vec<Entry>) -> std::result::Result<Manifest, String> {
+        let m = Manifest {
+            entries,
+            ..sample()
+        };
+        decode(&reseal(m.encode()))
+    }
+
+    fn e(path: &[u8], node: Node) -> Entry {
+        Entry {
+            path: path.to_vec(),
+            mode: 0o644,
+            node,
+        }
+    }
+
+    #[test]
+    fn rejects_bad_paths_and_order() {
+        let f = || Node::File {
+            size: 1,
+            hash: [0; 32],
+        };
+        for (entries, want) in [
+            (vec![e(b"../x", f())], "`.` or `..`"),
+            (vec![e(b"./x", f())], "`.` or `..`"),
+            (vec![e(b"/x", f())], "absolute"),
+            (vec![e(b"a//b", f())], "empty path component"),
+            (vec![e(b"a\0b", f())], "NUL"),
+            (vec![e(b"b", f()), e(b"a", f())], "out of order"),
+            (vec![e(b"a", f()), e(b"a", f())], "out of order"),
+            (vec![e(b"a/b", f())], "parent directory"),
+            (vec![e(b"a", f()), e(b"a/b", f())], "parent directory"),
+            (
+                vec![e(b"a", Node::Dir), e(b"a/b", Node::Dir), e(b"a/bc/d", f())],
+                "parent directory",
+            ),
+            (
+                vec![e(b"l", Node::Symlink { target: vec![] })],
+                "symlink target",
+            ),
+        ] {
+            let err = with_entries(entries).unwrap_err();
+            assert!(err.contains(want), "{err} should mention {want}");
+        }
+        let ok = vec![
+            e(b"a", Node::Dir),
+            e(b"a/b", Node::Dir),
+            e(b"a/b/c", f()),
+            e(b"a/d", f()),
+            e(b"a.x", f()),
+        ];
+        assert!(with_entries(ok).is_ok());
+    }
+
+    #[test]
+    fn rejects_unknown_versions_and_impossible_counts() {
+        let mut b = sample().encode();
+        b[8] = 9;
+        assert!(decode(&b).unwrap_err().contains("newer"));
+        let mut b = sample().encode();
+        b[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(decode(&b).unwrap_err().contains("more than"));
+        let mut b = sample().encode();
+        b[10] = 1;
+        assert!(decode(&b).unwrap_err().contains("flags"));
+    }
+
+    #[test]
+    fn origin_is_not_part_of_the_digest() {
+        let a = sample();
+        let mut b = sample();
+        b.origin.created_unix += 1;
+        b.origin.source = None;
+        assert_eq!(a.digest(), b.digest());
+    }
+}

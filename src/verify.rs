@@ -1,0 +1,437 @@
+//! Comparing a tree on disk with its manifest.
+//!
+//! The tree is walked under the manifest's own rules, and the walk is merged with the
+//! manifest's entries in path order. Everything that metadata can decide (missing, extra,
+//! type, mode, symlink target, size) is decided during the merge, without reading a byte.
+//! Only regular files whose size matches are hashed, in parallel.
+//!
+//! The first difference is defined by path order, never by which thread finishes first:
+//! each comparison has a sequence number in merge order, and the report is sorted by it.
+//! Unless every difference is asked for, hashing skips files that come after the earliest
+//! difference known so far — they cannot change which difference is first. An I/O error
+//! counts as an event at its position too, so the outcome (the first difference, or "could
+//! not check") is the same on every run and for every thread count.
+//!
+//! A mismatch is a [`Report`], not an error; [`Error`] means "could not check".
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::escape::escape;
+use crate::hash::{hash_file, Hashed};
+use crate::ignore::{Decision, Matcher};
+use crate::manifest::Manifest;
+use crate::tree::{path_order, Entry, Kind, ModePolicy, Node};
+use crate::walk::{self, Found};
+
+/// What differs at one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum What {
+    /// In the manifest, not on disk. `below` counts the manifest entries under it.
+    Missing {
+        /// Its kind in the manifest.
+        kind: Kind,
+        /// How many manifest entries below it are missing with it.
+        below: usize,
+    },
+    /// On disk, not in the manifest. `below` counts the entries under it.
+    Extra {
+        /// Its kind on disk.
+        kind: Kind,
+        /// How many entries below it are extra with it.
+        below: usize,
+    },
+    /// A different kind of object (e.g. a file where a directory was).
+    Type {
+        /// Kind in the manifest.
+        expected: Kind,
+        /// Kind on disk.
+        found: Kind,
+    },
+    /// Same kind, different content (size or hash).
+    Content {
+        /// Size in the manifest.
+        expected_size: u64,
+        /// Size on disk.
+        found_size: u64,
+    },
+    /// The owner-execute bit differs (mode policy `exec`).
+    ExecBit {
+        /// Whether the manifest has it set.
+        expected: bool,
+    },
+    /// Permission bits differ (mode policy `full`).
+    Mode {
+        /// Mode in the manifest.
+        expected: u32,
+        /// Mode on disk.
+        found: u32,
+    },
+    /// A symlink points somewhere else.
+    Target {
+        /// Target in the manifest.
+        expected: Vec<u8>,
+        /// Target on disk.
+        found: Vec<u8>,
+    },
+}
+
+/// One difference between the manifest and the tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    /// The path, relative to the root.
+    pub path: Vec<u8>,
+    /// What differs.
+    pub what: What,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = escape(&self.path);
+        let below = |n: usize| match n {
+            0 => String::new(),
+            1 => " and 1 entry below it".to_string(),
+            n => format!(" and {n} entries below it"),
+        };
+        match &self.what {
+            What::Missing { kind, below: n } => write!(f, "missing {kind}: {path}{}", below(*n)),
+            What::Extra { kind, below: n } => write!(f, "extra {kind}: {path}{}", below(*n)),
+            What::Type { expected, found } => {
+                write!(
+                    f,
+                    "type changed: {path} (expected {expected}, found {found})"
+                )
+            }
+            What::Content {
+                expected_size,
+                found_size,
+            } if expected_size != found_size => write!(
+                f,
+                "content differs: {path} (size {expected_size} -> {found_size} bytes)"
+            ),
+            What::Content { .. } => write!(f, "content differs: {path} (same size)"),
+            What::ExecBit { expected: true } => write!(f, "exec bit removed: {path}"),
+            What::ExecBit { expected: false } => write!(f, "exec bit added: {path}"),
+            What::Mode { expected, found } => {
+                write!(f, "mode changed: {path} ({expected:04o} -> {found:04o})")
+            }
+            What::Target { expected, found } => write!(
+                f,
+                "symlink target changed: {path} ({} -> {})",
+                escape(expected),
+                escape(found)
+            ),
+        }
+    }
+}
+
+/// Options for [`verify`].
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Find every difference instead of stopping at the first.
+    pub all: bool,
+    /// Patterns (`.dockerignore` syntax) for paths the application may create at run time:
+    /// such paths are not reported as extra. They never hide a missing or changed entry.
+    pub allow_extra: Option<Matcher>,
+}
+
+/// The outcome of a verification.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Differences in path order; the first is *the* first difference.
+    pub differences: Vec<Difference>,
+    /// True when every comparison was made (no work was skipped after a difference).
+    pub complete: bool,
+    /// Entries compared (from the manifest).
+    pub entries: usize,
+    /// Regular files hashed.
+    pub files_hashed: u64,
+    /// Bytes hashed.
+    pub bytes_hashed: u64,
+}
+
+impl Report {
+    /// True when the tree equals the manifest.
+    pub fn is_equal(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+/// A comparison that needs hashing: sequence number, manifest entry, expected data.
+struct Job<'a> {
+    seq: usize,
+    entry: &'a Entry,
+    size: u64,
+}
+
+/// Verifies the tree at `root` against `manifest`.
+pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Report> {
+    let matcher = crate::lock::matcher(&manifest.rules)?;
+    let found = walk::walk(root, &matcher)?;
+    let policy = manifest.rules.modes;
+    let expected = &manifest.entries;
+
+    // Merge the two sorted lists. `seq` numbers every comparison in path order.
+    let mut diffs: Vec<(usize, Difference)> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    let (mut i, mut j, mut seq) = (0, 0, 0);
+    while i < expected.len() || j < found.len() {
+        seq += 1;
+        let order = match (expected.get(i), found.get(j)) {
+            (Some(e), Some(f)) => path_order(&e.path, &f.path),
+            (Some(_), None) => Ordering::Less,
+            _ => Ordering::Greater,
+        };
+        match order {
+            Ordering::Less => {
+                let e = &expected[i];
+                let below = count_below(&expected[i + 1..], &e.path, |x| &x.path);
+                diffs.push((seq, missing(e, below)));
+                i += 1 + below;
+            }
+            Ordering::Greater => {
+                let f = &found[j];
+                let below = count_below(&found[j + 1..], &f.path, |x| &x.path);
+                if !allowed_extra(options, f) {
+                    diffs.push((
+                        seq,
+                        Difference {
+                            path: f.path.clone(),
+                            what: What::Extra {
+                                kind: f.kind,
+                                below,
+                            },
+                        },
+                    ));
+                }
+                j += 1 + below;
+            }
+            Ordering::Equal => {
+                let (e, f) = (&expected[i], &found[j]);
+                i += 1;
+                j += 1;
+                if e.node.kind() != f.kind {
+                    // Whatever was below either side is covered by this difference.
+                    i += count_below(&expected[i..], &e.path, |x| &x.path);
+                    j += count_below(&found[j..], &f.path, |x| &x.path);
+                    diffs.push((
+                        seq,
+                        Difference {
+                            path: e.path.clone(),
+                            what: What::Type {
+                                expected: e.node.kind(),
+                                found: f.kind,
+                            },
+                        },
+                    ));
+                    continue;
+                }
+                if let Some(what) = mode_difference(policy, e, f) {
+                    diffs.push((
+                        seq,
+                        Difference {
+                            path: e.path.clone(),
+                            what,
+                        },
+                    ));
+                }
+                match &e.node {
+                    Node::File { size, .. } if *size != f.size => diffs.push((
+                        seq,
+                        Difference {
+                            path: e.path.clone(),
+                            what: What::Content {
+                                expected_size: *size,
+                                found_size: f.size,
+                            },
+                        },
+                    )),
+                    Node::File { size, .. } => jobs.push(Job {
+                        seq,
+                        entry: e,
+                        size: *size,
+                    }),
+                    Node::Symlink { target } if *target != f.target => diffs.push((
+                        seq,
+                        Difference {
+                            path: e.path.clone(),
+                            what: What::Target {
+                                expected: target.clone(),
+                                found: f.target.clone(),
+                            },
+                        },
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // Hash in parallel. `first` is the earliest position of a difference or error so far;
+    // unless all differences are wanted, jobs after it are skipped.
+    let first = AtomicUsize::new(match options.all {
+        true => usize::MAX,
+        false => diffs.first().map_or(usize::MAX, |d| d.0),
+    });
+    let outcomes: Vec<(usize, Result<Option<Difference>>, u64)> = jobs
+        .par_iter()
+        .filter_map(|job| {
+            if !options.all && job.seq > first.load(AtomicOrdering::Relaxed) {
+                return None;
+            }
+            let abs = walk::join(root, &job.entry.path);
+            let outcome = match hash_file(&abs, job.size) {
+                Ok(Hashed::File { hash, size }) => match &job.entry.node {
+                    Node::File {
+                        hash: want,
+                        size: want_size,
+                    } if *want == hash && *want_size == size => Ok(None),
+                    _ => Ok(Some(What::Content {
+                        expected_size: job.size,
+                        found_size: size,
+                    })),
+                },
+                Ok(Hashed::NotRegular) => Ok(Some(What::Type {
+                    expected: Kind::File,
+                    found: kind_now(&abs),
+                })),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(What::Missing {
+                    kind: Kind::File,
+                    below: 0,
+                })),
+                Err(e) => Err(Error::io("read", &abs, e)),
+            };
+            let hashed = match &outcome {
+                Ok(None) => job.size,
+                _ => 0,
+            };
+            if !matches!(outcome, Ok(None)) && !options.all {
+                first.fetch_min(job.seq, AtomicOrdering::Relaxed);
+            }
+            let outcome = outcome.map(|what| {
+                what.map(|what| Difference {
+                    path: job.entry.path.clone(),
+                    what,
+                })
+            });
+            Some((job.seq, outcome, hashed))
+        })
+        .collect();
+
+    let mut report = Report {
+        entries: expected.len(),
+        ..Report::default()
+    };
+    let mut error: Option<(usize, Error)> = None;
+    let mut hashed_diffs = Vec::new();
+    for (seq, outcome, bytes) in outcomes {
+        report.files_hashed += 1;
+        report.bytes_hashed += bytes;
+        match outcome {
+            Ok(Some(d)) => hashed_diffs.push((seq, d)),
+            Ok(None) => {}
+            Err(e) => {
+                if error.as_ref().is_none_or(|(s, _)| seq < *s) {
+                    error = Some((seq, e));
+                }
+            }
+        }
+    }
+    let first_seq = diffs
+        .iter()
+        .chain(&hashed_diffs)
+        .map(|d| d.0)
+        .min()
+        .unwrap_or(usize::MAX);
+    if let Some((seq, e)) = error {
+        if seq < first_seq {
+            return Err(e);
+        }
+    }
+    // Which files after the first difference were hashed depends on thread timing; so
+    // that the report does not, fail-fast keeps only the hashed differences at the first
+    // position, and says the count is a lower bound when any file after it went unchecked.
+    if !options.all {
+        hashed_diffs.retain(|d| d.0 == first_seq);
+    }
+    report.complete = options.all || jobs.iter().all(|j| j.seq <= first_seq);
+    diffs.extend(hashed_diffs);
+    // A stable sort keeps a mode difference before a content difference at the same path.
+    diffs.sort_by_key(|d| d.0);
+    report.differences = diffs.into_iter().map(|(_, d)| d).collect();
+    Ok(report)
+}
+
+fn missing(e: &Entry, below: usize) -> Difference {
+    Difference {
+        path: e.path.clone(),
+        what: What::Missing {
+            kind: e.node.kind(),
+            below,
+        },
+    }
+}
+
+/// How many items at the start of `rest` lie below `dir` (all of them are contiguous in
+/// path order, right after it).
+pub fn count_below<T>(rest: &[T], dir: &[u8], path: impl Fn(&T) -> &[u8]) -> usize {
+    rest.iter()
+        .take_while(|x| {
+            let p = path(x);
+            p.len() > dir.len() && p[dir.len()] == b'/' && p.starts_with(dir)
+        })
+        .count()
+}
+
+fn mode_difference(policy: ModePolicy, e: &Entry, f: &Found) -> Option<What> {
+    let kind = e.node.kind();
+    let (want, have) = (
+        policy.effective(kind, e.mode),
+        policy.effective(kind, f.mode),
+    );
+    if want == have {
+        return None;
+    }
+    Some(match policy {
+        ModePolicy::Exec => What::ExecBit {
+            expected: want != 0,
+        },
+        ModePolicy::Full => What::Mode {
+            expected: e.mode,
+            found: f.mode,
+        },
+    })
+}
+
+/// Whether an extra path is one the application may create (`allow_extra` patterns).
+fn allowed_extra(options: &Options, f: &Found) -> bool {
+    options
+        .allow_extra
+        .as_ref()
+        .is_some_and(|m| excluded_by(m, &f.path, f.kind == Kind::Dir))
+}
+
+/// Whether `matcher` excludes `path`, deciding its ancestors top-down as the walker would.
+pub fn excluded_by(matcher: &Matcher, path: &[u8], is_dir: bool) -> bool {
+    let mut state = matcher.root_state();
+    let mut start = 0;
+    while let Some(slash) = path[start..].iter().position(|&c| c == b'/') {
+        let end = start + slash;
+        match matcher.decide(&path[..end], true, &state) {
+            Decision::Exclude => return true,
+            Decision::Include(s) | Decision::Descend(s) => state = s,
+        }
+        start = end + 1;
+    }
+    !matches!(matcher.decide(path, is_dir, &state), Decision::Include(_))
+}
+
+/// The kind of whatever is at `path` now (for a file that changed type after the walk).
+fn kind_now(path: &Path) -> Kind {
+    std::fs::symlink_metadata(path).map_or(Kind::File, |m| walk::kind_of(&m))
+}

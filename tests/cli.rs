@@ -1,0 +1,530 @@
+//! The real binary on real temporary trees: lock, digest, verify, show, diff.
+
+mod common;
+
+use std::fs;
+
+use common::{lock, ts, verify, Tree};
+
+#[test]
+fn lock_prints_one_digest_line_and_verify_passes() {
+    let t = Tree::sample();
+    let digest = lock(t.path());
+    assert!(
+        digest.starts_with("blake3:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert!(digest[7..]
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    assert!(t.at(".treeseal").is_file());
+    let r = verify(t.path(), &[]);
+    r.code(0);
+    assert!(r.line().starts_with(&format!("treeseal: ok {digest} (")));
+    verify(t.path(), &["--quiet"]).code(0);
+    assert_eq!(verify(t.path(), &["--quiet"]).stderr, "");
+}
+
+#[test]
+fn digest_matches_lock_and_writes_nothing() {
+    let t = Tree::sample();
+    let r = ts(["digest".as_ref(), t.path().as_os_str()]);
+    r.code(0);
+    assert!(!t.at(".treeseal").exists());
+    assert_eq!(r.stdout.trim(), lock(t.path()));
+}
+
+#[test]
+fn lock_is_deterministic_across_thread_counts() {
+    let t = Tree::sample();
+    for i in 0..50 {
+        t.file(format!("many/{i:03}.txt"), format!("{i}").repeat(i * 100));
+    }
+    let mut seen = None;
+    for threads in ["1", "2", "8"] {
+        let out = t.path().join(format!("../{threads}.seal"));
+        let r = ts([
+            "lock".as_ref(),
+            t.path().as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--threads".as_ref(),
+            threads.as_ref(),
+        ]);
+        r.code(0);
+        let bytes = fs::read(&out).unwrap();
+        fs::remove_file(&out).unwrap();
+        match &seen {
+            None => seen = Some((r.stdout.clone(), bytes)),
+            Some((digest, first)) => {
+                assert_eq!(&r.stdout, digest, "digest with {threads} threads");
+                assert!(*first == bytes, "manifest bytes with {threads} threads");
+            }
+        }
+    }
+}
+
+/// Locks the sample tree, applies `change`, and returns verify's one stderr line.
+fn first_difference(change: impl FnOnce(&Tree), extra: &[&str]) -> String {
+    let t = Tree::sample();
+    ts([
+        "lock".as_ref(),
+        t.path().as_os_str(),
+        "--modes".as_ref(),
+        extra.first().copied().unwrap_or("exec").as_ref(),
+    ])
+    .code(0);
+    change(&t);
+    let r = verify(t.path(), &[]);
+    r.code(1);
+    r.line().to_string()
+}
+
+#[test]
+fn every_kind_of_difference_is_named() {
+    type Change = Box<dyn FnOnce(&Tree)>;
+    let cases: Vec<(Change, &str)> = vec![
+        (
+            Box::new(|t| {
+                t.file("app/settings.py", "AWS_REGION = 'eu-west-1'\n");
+            }),
+            "treeseal: content differs: app/settings.py (same size)",
+        ),
+        (
+            Box::new(|t| {
+                t.file("app/settings.py", "");
+            }),
+            "treeseal: content differs: app/settings.py (size 25 -> 0 bytes)",
+        ),
+        (
+            Box::new(|t| {
+                t.remove("app/views.py");
+            }),
+            "treeseal: missing file: app/views.py",
+        ),
+        (
+            Box::new(|t| {
+                t.remove("app");
+            }),
+            "treeseal: missing dir: app and 3 entries below it",
+        ),
+        (
+            Box::new(|t| {
+                t.file("app/new.py", "x");
+            }),
+            "treeseal: extra file: app/new.py",
+        ),
+        (
+            Box::new(|t| {
+                t.file("zz/a", "").file("zz/b", "");
+            }),
+            "treeseal: extra dir: zz and 2 entries below it",
+        ),
+        (
+            Box::new(|t| {
+                t.remove("README").dir("README");
+            }),
+            "treeseal: type changed: README (expected file, found dir)",
+        ),
+        (
+            Box::new(|t| {
+                t.remove("README").symlink("README", "app/views.py");
+            }),
+            "treeseal: type changed: README (expected file, found symlink)",
+        ),
+        (
+            Box::new(|t| {
+                t.chmod("bin/start", 0o644);
+            }),
+            "treeseal: exec bit removed: bin/start",
+        ),
+        (
+            Box::new(|t| {
+                t.chmod("README", 0o744);
+            }),
+            "treeseal: exec bit added: README",
+        ),
+        (
+            Box::new(|t| {
+                t.remove("current").symlink("current", "bin");
+            }),
+            "treeseal: symlink target changed: current (app -> bin)",
+        ),
+        (
+            Box::new(|t| {
+                t.remove("var/empty");
+            }),
+            "treeseal: missing dir: var/empty",
+        ),
+    ];
+    for (change, want) in cases {
+        assert_eq!(first_difference(change, &[]), want);
+    }
+}
+
+#[test]
+fn group_write_bits_count_only_with_modes_full() {
+    let t = Tree::sample();
+    lock(t.path());
+    t.chmod("README", 0o664);
+    verify(t.path(), &[]).code(0);
+    let line = first_difference(
+        |t| {
+            t.chmod("README", 0o664);
+        },
+        &["full"],
+    );
+    assert_eq!(line, "treeseal: mode changed: README (0644 -> 0664)");
+}
+
+#[test]
+fn the_first_difference_is_the_same_for_every_thread_count() {
+    let t = Tree::new();
+    for i in 0..400 {
+        t.file(format!("d{:02}/f{i:03}", i % 17), vec![b'x'; 1000 + i]);
+    }
+    lock(t.path());
+    // Same-size changes, so each one needs hashing; several threads race for them.
+    for i in (7..400).step_by(37) {
+        t.file(format!("d{:02}/f{i:03}", i % 17), vec![b'y'; 1000 + i]);
+    }
+    let mut lines = Vec::new();
+    for threads in ["1", "2", "8", "8", "8"] {
+        let r = verify(t.path(), &["--threads", threads]);
+        r.code(1);
+        lines.push(r.line().to_string());
+    }
+    assert!(lines.iter().all(|l| l == &lines[0]), "{lines:#?}");
+    assert!(
+        lines[0].starts_with("treeseal: content differs: d00/f"),
+        "{}",
+        lines[0]
+    );
+    let all = verify(t.path(), &["--all", "--threads", "8"]);
+    all.code(1);
+    assert_eq!(all.stderr.lines().count(), 11 + 1, "{}", all.stderr);
+}
+
+#[test]
+fn verify_all_lists_every_difference_in_path_order() {
+    let t = Tree::sample();
+    lock(t.path());
+    t.file("README", "changed\n")
+        .remove("app/views.py")
+        .file("extra", "");
+    let r = verify(t.path(), &["--all"]);
+    r.code(1);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "content differs: README (size 6 -> 8 bytes)",
+            "missing file: app/views.py",
+            "extra file: extra",
+            &format!(
+                "treeseal: 3 differences from {}",
+                t.at(".treeseal").display()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn digest_flag_catches_a_manifest_from_another_tree() {
+    let t = Tree::sample();
+    let old = lock(t.path());
+    t.file("app/settings.py", "AWS_REGION = 'eu-west-1'\n");
+    let new = lock(t.path());
+    assert_ne!(old, new);
+    verify(t.path(), &["--digest", &new]).code(0);
+    let r = verify(t.path(), &["--digest", &old]);
+    r.code(1);
+    let line = r.line();
+    assert!(
+        line.contains(&format!("the manifest is {new}, expected {old}")),
+        "{line}"
+    );
+    assert!(
+        line.contains("commit 0e421ef at 2023-11-14T22:13:20Z"),
+        "{line}"
+    );
+}
+
+#[test]
+fn exit_code_2_when_the_check_cannot_be_made() {
+    let t = Tree::sample();
+    let r = verify(t.path(), &[]);
+    r.code(2);
+    assert!(
+        r.line().starts_with("treeseal: no manifest at "),
+        "{}",
+        r.stderr
+    );
+
+    fs::write(t.at(".treeseal"), b"TREESEAL garbage").unwrap();
+    let r = verify(t.path(), &[]);
+    r.code(2);
+    assert!(r.line().contains("is corrupt: truncated"), "{}", r.stderr);
+
+    fs::write(t.at(".treeseal"), b"#!/bin/sh\n").unwrap();
+    assert!(verify(t.path(), &[]).code(2).line().contains("wrong magic"));
+
+    lock(t.path());
+    let mut bytes = fs::read(t.at(".treeseal")).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(t.at(".treeseal"), &bytes).unwrap();
+    assert!(verify(t.path(), &[])
+        .code(2)
+        .line()
+        .contains("checksum mismatch"));
+
+    let missing = t.at("nope");
+    let r = ts(["lock".as_ref(), missing.as_os_str()]);
+    r.code(2);
+    assert!(r.line().ends_with("does not exist"), "{}", r.stderr);
+
+    let r = verify(t.path(), &["--digest", "sha256:abc"]);
+    r.code(2);
+    assert!(r.line().contains("is not a digest of the form blake3:"));
+
+    let r = ts(["verify", "--no-such-flag"]);
+    r.code(2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let r = ts(["frobnicate"]);
+    r.code(2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn an_empty_root_never_passes() {
+    let t = Tree::sample();
+    let manifest = t.path().join("../sample.seal");
+    ts([
+        "lock".as_ref(),
+        t.path().as_os_str(),
+        "-o".as_ref(),
+        manifest.as_os_str(),
+    ])
+    .code(0);
+    let empty = Tree::new();
+    let r = ts([
+        "verify".as_ref(),
+        empty.path().as_os_str(),
+        "--manifest".as_ref(),
+        manifest.as_os_str(),
+    ]);
+    fs::remove_file(&manifest).unwrap();
+    r.code(1);
+    assert_eq!(
+        r.line(),
+        "treeseal: missing file: README (+4 more; --all lists every one)"
+    );
+}
+
+#[test]
+fn non_utf8_names_and_a_fifo_work_without_hanging() {
+    let t = Tree::new();
+    t.file(b"caf\xe9.txt", "latin-1 name")
+        .file("line\nbreak", "x")
+        .fifo("pipe");
+    lock(t.path());
+    verify(t.path(), &[]).code(0);
+    let show = ts(["show".as_ref(), t.at(".treeseal").as_os_str()]);
+    show.code(0);
+    let lines: Vec<&str> = show.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "files only: {lines:?}");
+    assert!(
+        lines[0].starts_with('\\') && lines[0].ends_with("  caf\\xe9.txt"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with('\\') && lines[1].ends_with("  line\\nbreak"),
+        "{lines:?}"
+    );
+    t.file(b"caf\xe9.txt", "changed name");
+    let r = verify(t.path(), &[]);
+    r.code(1);
+    assert_eq!(
+        r.line(),
+        "treeseal: content differs: caf\\xe9.txt (same size)"
+    );
+    t.remove("pipe").file("pipe", "");
+    assert_eq!(
+        verify(t.path(), &[]).code(1).stderr.lines().next().unwrap(),
+        "treeseal: content differs: caf\\xe9.txt (same size) (+ at least 1 more; --all lists every one)"
+    );
+}
+
+#[test]
+fn show_json_lists_every_entry() {
+    let t = Tree::sample();
+    lock(t.path());
+    let r = ts([
+        "show".as_ref(),
+        t.at(".treeseal").as_os_str(),
+        "--json".as_ref(),
+    ]);
+    r.code(0);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 10, "{}", r.stdout);
+    let readme = blake3::hash(b"hello\n").to_hex();
+    assert_eq!(
+        lines[0],
+        format!(r#"{{"path":"README","kind":"file","size":6,"mode":"0644","hash":"{readme}"}}"#)
+    );
+    assert!(lines
+        .contains(&r#"{"path":"current","kind":"symlink","size":3,"mode":"0777","target":"app"}"#));
+    assert!(lines.contains(&r#"{"path":"var/empty","kind":"dir","size":0,"mode":"0755"}"#));
+}
+
+#[test]
+fn manifest_written_inside_the_tree_is_not_part_of_it() {
+    let t = Tree::sample();
+    let out = t.at("seals/app.seal");
+    fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let r = ts([
+        "lock".as_ref(),
+        t.path().as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    r.code(0);
+    let r = ts([
+        "verify".as_ref(),
+        t.path().as_os_str(),
+        "--manifest".as_ref(),
+        out.as_os_str(),
+    ]);
+    // The `seals` directory itself is part of the tree (it existed before the lock).
+    r.code(0);
+    fs::write(t.at("seals/other"), "x").unwrap();
+    let r = ts([
+        "verify".as_ref(),
+        t.path().as_os_str(),
+        "--manifest".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(r.code(1).line(), "treeseal: extra file: seals/other");
+}
+
+/// The digest definition, pinned: a fixed tree whose digest is written here. If this test
+/// fails, every digest users have recorded would change: that is a format break.
+#[test]
+fn golden_digest() {
+    let t = Tree::new();
+    t.file("a.txt", "hello\n")
+        .file("bin/run", "#!/bin/sh\n")
+        .chmod("bin/run", 0o755)
+        .dir("empty")
+        .symlink("link", "a.txt");
+    let digest = lock(t.path());
+    assert_eq!(
+        digest,
+        "blake3:ae5c9b1e95fb75c8cbd580797c9d2aa96efa8d519243256ba72074b92136559e"
+    );
+    assert_eq!(digest, format!("blake3:{}", independent_digest()));
+}
+
+/// The digest of the golden tree computed from the written definition in docs/FORMAT.md,
+/// independently of the library.
+fn independent_digest() -> String {
+    let mut h = blake3::Hasher::new();
+    let bytes = |h: &mut blake3::Hasher, b: &[u8]| {
+        h.update(&(b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    h.update(b"treeseal tree digest v1\0");
+    h.update(&[0]); // mode policy: exec
+    h.update(&0u64.to_le_bytes()); // no patterns
+    h.update(&5u64.to_le_bytes()); // five entries
+    let file = |h: &mut blake3::Hasher, path: &[u8], exec: u32, content: &[u8]| {
+        bytes(h, path);
+        h.update(&[1]);
+        h.update(&exec.to_le_bytes());
+        h.update(&(content.len() as u64).to_le_bytes());
+        h.update(blake3::hash(content).as_bytes());
+    };
+    file(&mut h, b"a.txt", 0, b"hello\n");
+    bytes(&mut h, b"bin");
+    h.update(&[2]);
+    h.update(&0u32.to_le_bytes());
+    file(&mut h, b"bin/run", 0o100, b"#!/bin/sh\n");
+    bytes(&mut h, b"empty");
+    h.update(&[2]);
+    h.update(&0u32.to_le_bytes());
+    bytes(&mut h, b"link");
+    h.update(&[3]);
+    h.update(&0u32.to_le_bytes());
+    bytes(&mut h, b"a.txt");
+    h.finalize().to_hex().to_string()
+}
+
+#[test]
+fn diff_names_mode_and_git_differences_between_two_checkouts() {
+    let a = Tree::sample();
+    let b = Tree::sample();
+    for f in [
+        "README",
+        "app/__init__.py",
+        "app/settings.py",
+        "app/views.py",
+    ] {
+        b.chmod(f, 0o664);
+    }
+    for i in 0..3 {
+        b.file(format!(".git/objects/{i}"), "blob");
+    }
+    let r = ts(["diff".as_ref(), a.path().as_os_str(), b.path().as_os_str()]);
+    r.code(1);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[..6],
+        [
+            "added     dir     .git/ (and 4 entries below)",
+            "mode      0644 -> 0664 README; not sealed under --modes exec, but the build cache sees it",
+            "mode      0644 -> 0664 app/__init__.py; not sealed under --modes exec, but the build cache sees it",
+            "mode      0644 -> 0664 app/settings.py; not sealed under --modes exec, but the build cache sees it",
+            "mode      0644 -> 0664 app/views.py; not sealed under --modes exec, but the build cache sees it",
+            lines[5],
+        ]
+    );
+    assert!(
+        lines[5].starts_with("summary: 5 added, 0 removed, 4 changed; digests differ: A blake3:"),
+        "{}",
+        lines[5]
+    );
+
+    // A manifest against a directory: the directory is walked under the manifest's rules.
+    fs::write(a.at(".dockerignore"), ".git\n").unwrap();
+    lock(a.path());
+    let r = ts([
+        "diff".as_ref(),
+        a.at(".treeseal").as_os_str(),
+        b.path().as_os_str(),
+    ]);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines[0], "removed   file    .dockerignore");
+    assert!(!r.stdout.contains(".git/"), "{}", r.stdout);
+    let same = ts([
+        "diff".as_ref(),
+        a.at(".treeseal").as_os_str(),
+        a.path().as_os_str(),
+    ]);
+    same.code(0);
+    assert!(same
+        .stdout
+        .starts_with("summary: 0 added, 0 removed, 0 changed; same digest blake3:"));
+}
+
+#[test]
+fn version_names_the_source_commit() {
+    let r = ts(["--version"]);
+    r.code(0);
+    assert!(
+        r.stdout
+            .starts_with(&format!("treeseal {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        r.stdout
+    );
+}
