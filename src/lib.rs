@@ -28,6 +28,7 @@ pub mod commands;
 pub mod diff;
 pub mod error;
 pub mod escape;
+pub mod exec;
 pub mod exit;
 pub mod gate;
 pub mod hash;
