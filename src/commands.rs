@@ -257,6 +257,7 @@ fn verify_cmd(args: VerifyArgs) -> Result<ExitCode> {
     let options = Options {
         all: args.all,
         allow_extra,
+        ..Options::default()
     };
     let report = verify::verify(&args.dir, &manifest, &options)?;
     if report.is_equal() {

@@ -27,7 +27,7 @@ use crate::hash::{hash_file, Hashed};
 use crate::ignore::{Decision, Matcher};
 use crate::manifest::Manifest;
 use crate::tree::{path_order, Entry, Kind, ModePolicy, Node};
-use crate::walk::{self, Found};
+use crate::walk::{self, Found, Stamp};
 
 /// What differs at one path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,6 +138,10 @@ pub struct Options {
     /// Patterns (`.dockerignore` syntax) for paths the application may create at run time:
     /// such paths are not reported as extra. They never hide a missing or changed entry.
     pub allow_extra: Option<Matcher>,
+    /// A snapshot from an earlier successful verification: (manifest entry index, stamp)
+    /// pairs sorted by index. A file whose metadata still equals its stamp is trusted
+    /// without hashing (the cheap healthcheck); any other file is hashed.
+    pub trusted: Vec<(u32, Stamp)>,
 }
 
 /// The outcome of a verification.
@@ -153,6 +157,11 @@ pub struct Report {
     pub files_hashed: u64,
     /// Bytes hashed.
     pub bytes_hashed: u64,
+    /// Regular files trusted from the snapshot without hashing.
+    pub files_trusted: u64,
+    /// For every regular file found equal: (manifest entry index, its metadata stamp),
+    /// sorted by index — the snapshot a later cheap check compares against.
+    pub stamps: Vec<(u32, Stamp)>,
 }
 
 impl Report {
@@ -165,8 +174,10 @@ impl Report {
 /// A comparison that needs hashing: sequence number, manifest entry, expected data.
 struct Job<'a> {
     seq: usize,
+    index: u32,
     entry: &'a Entry,
     size: u64,
+    stamp: Stamp,
 }
 
 /// Verifies the tree at `root` against `manifest`.
@@ -253,8 +264,10 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                     )),
                     Node::File { size, .. } => jobs.push(Job {
                         seq,
+                        index: (i - 1) as u32,
                         entry: e,
                         size: *size,
+                        stamp: f.stamp,
                     }),
                     Node::Symlink { target } if *target != f.target => diffs.push((
                         seq,
@@ -278,11 +291,14 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         true => usize::MAX,
         false => diffs.first().map_or(usize::MAX, |d| d.0),
     });
-    let outcomes: Vec<(usize, Result<Option<Difference>>, u64)> = jobs
+    let outcomes: Vec<(usize, Result<Option<Difference>>, Work)> = jobs
         .par_iter()
         .filter_map(|job| {
             if !options.all && job.seq > first.load(AtomicOrdering::Relaxed) {
                 return None;
+            }
+            if trusted(&options.trusted, job) {
+                return Some((job.seq, Ok(None), Work::Trusted));
             }
             let abs = walk::join(root, &job.entry.path);
             let outcome = match hash_file(&abs, job.size) {
@@ -306,9 +322,9 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                 })),
                 Err(e) => Err(Error::io("read", &abs, e)),
             };
-            let hashed = match &outcome {
-                Ok(None) => job.size,
-                _ => 0,
+            let work = match &outcome {
+                Ok(None) => Work::Hashed(job.size),
+                _ => Work::Hashed(0),
             };
             if !matches!(outcome, Ok(None)) && !options.all {
                 first.fetch_min(job.seq, AtomicOrdering::Relaxed);
@@ -319,7 +335,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                     what,
                 })
             });
-            Some((job.seq, outcome, hashed))
+            Some((job.seq, outcome, work))
         })
         .collect();
 
@@ -329,9 +345,14 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     };
     let mut error: Option<(usize, Error)> = None;
     let mut hashed_diffs = Vec::new();
-    for (seq, outcome, bytes) in outcomes {
-        report.files_hashed += 1;
-        report.bytes_hashed += bytes;
+    for (seq, outcome, work) in outcomes {
+        match work {
+            Work::Trusted => report.files_trusted += 1,
+            Work::Hashed(bytes) => {
+                report.files_hashed += 1;
+                report.bytes_hashed += bytes;
+            }
+        }
         match outcome {
             Ok(Some(d)) => hashed_diffs.push((seq, d)),
             Ok(None) => {}
@@ -364,7 +385,27 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     // A stable sort keeps a mode difference before a content difference at the same path.
     diffs.sort_by_key(|d| d.0);
     report.differences = diffs.into_iter().map(|(_, d)| d).collect();
+    if report.differences.is_empty() {
+        report.stamps = jobs.iter().map(|j| (j.index, j.stamp)).collect();
+    }
     Ok(report)
+}
+
+/// What was done for one hash job.
+enum Work {
+    /// Trusted from the snapshot.
+    Trusted,
+    /// Hashed; the bytes, when the content matched.
+    Hashed(u64),
+}
+
+/// Whether the snapshot vouches for this file: same inode, device, mtime and ctime as when
+/// it was last found equal. (ctime cannot be set from user space, so a write, chmod or
+/// rename since then always changes it.)
+fn trusted(snapshot: &[(u32, Stamp)], job: &Job) -> bool {
+    snapshot
+        .binary_search_by_key(&job.index, |(i, _)| *i)
+        .is_ok_and(|at| snapshot[at].1 == job.stamp)
 }
 
 fn missing(e: &Entry, below: usize) -> Difference {

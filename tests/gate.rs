@@ -1,0 +1,471 @@
+//! The ENTRYPOINT gate and the healthcheck, through the real binary.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{cmd, lock, run, ts, Run, Tree};
+
+/// A gated tree with its digest and a private snapshot path.
+struct Gate {
+    tree: Tree,
+    digest: String,
+    state: tempfile::TempDir,
+}
+
+impl Gate {
+    fn new() -> Gate {
+        let tree = Tree::sample();
+        let digest = lock(tree.path());
+        Gate {
+            tree,
+            digest,
+            state: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `treeseal <sub>` with TREESEAL_ROOT, TREESEAL_DIGEST and TREESEAL_STATE set.
+    fn cmd(&self, sub: &str) -> Command {
+        let mut c = cmd();
+        c.arg(sub)
+            .env("TREESEAL_ROOT", self.tree.path())
+            .env("TREESEAL_DIGEST", &self.digest)
+            .env("TREESEAL_STATE", self.state.path().join("state"));
+        c
+    }
+
+    /// `treeseal run -- sh -c SCRIPT sh ARGS...`
+    fn run_sh(&self, script: &str, args: &[&str]) -> Run {
+        let mut c = self.cmd("run");
+        c.args(["--", "sh", "-c", script, "sh"]).args(args);
+        run(&mut c)
+    }
+
+    fn health(&self, extra: &[&str]) -> Run {
+        run(self.cmd("healthcheck").args(extra))
+    }
+
+    /// Runs the gate with a command that would leave a marker, and asserts it did not run.
+    fn refuses(&self, c: &mut Command, code: i32) -> Run {
+        let marker = self.state.path().join("ran");
+        c.args(["--", "sh", "-c", "touch \"$0\""]).arg(&marker);
+        let r = run(c);
+        r.code(code);
+        assert!(!marker.exists(), "the command ran:\n{}", r.stderr);
+        r
+    }
+}
+
+#[test]
+fn the_command_replaces_treeseal_with_the_same_pid() {
+    let g = Gate::new();
+    let child = g
+        .cmd("run")
+        .args(["--", "sh", "-c", "echo $$"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pid.to_string());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "treeseal: verified {} {} (5 files, ",
+            g.tree.path().display(),
+            g.digest
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn argv_and_exit_status_pass_through_untouched() {
+    let g = Gate::new();
+    let r = g.run_sh(
+        "printf '[%s]' \"$@\"; exit 42",
+        &["a b", "", "c\nd", "--", "-x"],
+    );
+    r.code(42);
+    assert_eq!(r.stdout, "[a b][][c\nd][--][-x]");
+}
+
+#[test]
+fn the_app_inherits_no_ignored_or_blocked_signals() {
+    let g = Gate::new();
+    let r = g.run_sh("grep -E '^Sig(Ign|Blk):' /proc/self/status", &[]);
+    r.code(0);
+    assert_eq!(
+        r.stdout,
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}
+
+#[test]
+fn quiet_means_no_line_on_success() {
+    let g = Gate::new();
+    let mut c = g.cmd("run");
+    c.env("TREESEAL_QUIET", "1").args(["--", "true"]);
+    let r = run(&mut c);
+    r.code(0);
+    assert_eq!(r.stderr, "");
+}
+
+#[test]
+fn every_refusal_leaves_the_command_unrun() {
+    // A difference.
+    let g = Gate::new();
+    g.tree.file("app/settings.py", "AWS_REGION = None\n");
+    let r = g.refuses(&mut g.cmd("run"), 1);
+    assert_eq!(
+        r.line(),
+        format!(
+            "treeseal: refusing to start: {} differs from its manifest: content differs: app/settings.py (size 25 -> 18 bytes)",
+            g.tree.path().display()
+        )
+    );
+
+    // An empty root where the manifest lists files (the manifest kept elsewhere).
+    let g = Gate::new();
+    let manifest = g.state.path().join("m");
+    fs::rename(g.tree.at(".treeseal"), &manifest).unwrap();
+    for entry in fs::read_dir(g.tree.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() && !p.is_symlink() {
+            fs::remove_dir_all(p).unwrap()
+        } else {
+            fs::remove_file(p).unwrap()
+        }
+    }
+    let r = g.refuses(g.cmd("run").env("TREESEAL_MANIFEST", &manifest), 1);
+    assert!(
+        r.line()
+            .contains("differs from its manifest: missing file: README (+4 more"),
+        "{}",
+        r.stderr
+    );
+
+    // No manifest, a corrupt one, no root.
+    let g = Gate::new();
+    fs::remove_file(g.tree.at(".treeseal")).unwrap();
+    let r = g.refuses(&mut g.cmd("run"), 2);
+    assert!(
+        r.line().contains("refusing to start: no manifest at"),
+        "{}",
+        r.stderr
+    );
+    fs::write(g.tree.at(".treeseal"), b"TREESEAL\x01\x00").unwrap();
+    let r = g.refuses(&mut g.cmd("run"), 2);
+    assert!(r.line().contains("is corrupt"), "{}", r.stderr);
+    let r = g.refuses(g.cmd("run").env("TREESEAL_ROOT", g.tree.at("nope")), 2);
+    assert!(r.line().ends_with("nope does not exist"), "{}", r.stderr);
+
+    // Bad configuration is a refusal too.
+    let r = g.refuses(g.cmd("run").env("TREESEAL_DIGEST", "blake3:123"), 2);
+    assert!(r.line().contains("TREESEAL_DIGEST"), "{}", r.stderr);
+    let r = g.refuses(g.cmd("run").env("TREESEAL_LOG", "xml"), 2);
+    assert!(r.line().contains("TREESEAL_LOG"), "{}", r.stderr);
+}
+
+#[test]
+fn a_stale_manifest_names_both_digests_and_its_origin() {
+    let g = Gate::new();
+    let old = g.digest.clone();
+    // CI locked a newer checkout; the image still has the old tree and its old manifest.
+    let newer = Tree::sample();
+    newer.file("app/settings.py", "AWS_REGION: str = 'us-east-1'\n");
+    let new = lock(newer.path());
+    let r = g.refuses(g.cmd("run").env("TREESEAL_DIGEST", &new), 1);
+    assert_eq!(
+        r.line(),
+        format!(
+            "treeseal: refusing to start: this image's files come from a different source tree than the one it was built from: {root} is {old}, expected {new}; locked from commit 0e421ef at 2023-11-14T22:13:20Z by treeseal {} (commit {}); rebuild the stage that copies {root} without the build cache",
+            env!("CARGO_PKG_VERSION"),
+            treeseal::cli::VERSION.split("(commit ").nth(1).unwrap().trim_end_matches(')'),
+            root = g.tree.path().display(),
+        )
+    );
+}
+
+#[test]
+fn without_an_expected_digest_one_warning_says_freshness_is_not_anchored() {
+    let g = Gate::new();
+    let mut c = g.cmd("run");
+    c.env_remove("TREESEAL_DIGEST").args(["--", "true"]);
+    let r = run(&mut c);
+    r.code(0);
+    assert!(
+        r.line()
+            .contains("warning: no expected digest (TREESEAL_DIGEST)"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn exec_failures_use_126_and_127_with_the_reason() {
+    let g = Gate::new();
+    let mut c = g.cmd("run");
+    c.args(["--", "no-such-command-anywhere"]);
+    let r = run(&mut c);
+    r.code(127);
+    assert!(
+        r.stderr.lines().last().unwrap().contains("not found"),
+        "{}",
+        r.stderr
+    );
+
+    let mut c = g.cmd("run");
+    c.arg("--").arg(g.tree.at("README"));
+    let r = run(&mut c);
+    r.code(126);
+    assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
+
+    let script = g.state.path().join("script");
+    fs::write(&script, "#!/no/such/interpreter\necho hi\n").unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut c = g.cmd("run");
+    c.arg("--").arg(&script);
+    let r = run(&mut c);
+    r.code(127);
+    assert!(
+        r.stderr.contains("interpreter") && r.stderr.contains("/no/such/interpreter"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn errors_are_one_line_even_with_rust_backtrace() {
+    let g = Gate::new();
+    fs::write(g.tree.at(".treeseal"), b"junk").unwrap();
+    let mut c = g.cmd("run");
+    c.env("RUST_BACKTRACE", "full").args(["--", "true"]);
+    let r = run(&mut c);
+    r.code(2);
+    r.line();
+}
+
+#[test]
+fn file_names_cannot_forge_log_lines() {
+    let g = Gate::new();
+    g.tree.file("app/x\ntreeseal: verified OK", "sneaky");
+    let mut c = g.cmd("run");
+    c.args(["--", "true"]);
+    let r = run(&mut c);
+    r.code(1);
+    assert!(
+        r.line()
+            .ends_with("extra file: app/x\\ntreeseal: verified OK"),
+        "{}",
+        r.stderr
+    );
+
+    let mut c = g.cmd("run");
+    c.env("TREESEAL_LOG", "json").args(["--", "true"]);
+    let r = run(&mut c);
+    r.code(1);
+    assert!(
+        r.line().starts_with("{\"level\":\"error\",\"msg\":")
+            && r.line().contains("app/x\\\\ntreeseal"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn several_trees_each_with_its_own_digest() {
+    let app = Gate::new();
+    let deps = Tree::new();
+    deps.file("lib/requests/__init__.py", "v = 2\n");
+    let deps_digest = lock(deps.path());
+    let trees = format!(
+        "{}={} {}={}",
+        app.tree.path().display(),
+        app.digest,
+        deps.path().display(),
+        deps_digest
+    );
+    let mut c = app.cmd("run");
+    c.env("TREESEAL_TREES", &trees).args(["--", "true"]);
+    run(&mut c).code(0);
+
+    // The base image's dependency tree is stale: refused, naming that tree.
+    deps.file("lib/requests/__init__.py", "v = 1\n");
+    let stale = lock(deps.path());
+    let r = app.refuses(app.cmd("run").env("TREESEAL_TREES", &trees), 1);
+    assert!(r.line().contains(&format!(
+        "different source tree than the one it was built from: {} is {stale}, expected {deps_digest}",
+        deps.path().display()
+    )), "{}", r.stderr);
+}
+
+#[test]
+fn files_the_app_creates_can_be_allowed() {
+    let g = Gate::new();
+    g.tree
+        .file("app/__pycache__/views.cpython-311.pyc", "bytecode");
+    g.refuses(&mut g.cmd("run"), 1);
+    let mut c = g.cmd("run");
+    c.env("TREESEAL_ALLOW_EXTRA", "**/__pycache__ *.log")
+        .args(["--", "true"]);
+    run(&mut c).code(0);
+    // Allowing extras never hides a change to a sealed file.
+    g.tree.file("app/views.py", "def index(): pass\n");
+    g.refuses(
+        g.cmd("run")
+            .env("TREESEAL_ALLOW_EXTRA", "**/__pycache__ app"),
+        1,
+    );
+}
+
+#[test]
+fn healthcheck_is_healthy_then_names_the_changed_file() {
+    let g = Gate::new();
+    // No snapshot yet: a full check.
+    let r = g.health(&[]);
+    r.code(0);
+    assert!(
+        r.stdout
+            .contains("(full check: 0 files unchanged, 5 hashed"),
+        "{}",
+        r.stdout
+    );
+    let mut c = g.cmd("run");
+    c.args(["--", "true"]);
+    run(&mut c).code(0);
+    let r = g.health(&[]);
+    r.code(0);
+    assert!(r.stdout.starts_with("healthy: "), "{}", r.stdout);
+    assert!(r.stdout.contains("(cheap check: "), "{}", r.stdout);
+
+    g.tree
+        .file("app/views.py", "def index():\n    return 'pwned'\n");
+    let r = g.health(&[]);
+    r.code(1);
+    assert_eq!(r.stdout.lines().count(), 1);
+    assert!(
+        r.stdout.contains("content differs: app/views.py"),
+        "{}",
+        r.stdout
+    );
+    let r = g.health(&["--full"]);
+    r.code(1);
+    assert!(
+        r.stdout.contains("content differs: app/views.py"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn healthcheck_trusts_unchanged_files_only() {
+    let g = Gate::new();
+    // Files written within the last two seconds are never trusted (racy window), so
+    // make the tree look old first.
+    for f in [
+        "README",
+        "app/__init__.py",
+        "app/settings.py",
+        "app/views.py",
+        "bin/start",
+    ] {
+        let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+        fs::File::options()
+            .write(true)
+            .open(g.tree.at(f))
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let mut c = g.cmd("run");
+    c.args(["--", "true"]);
+    run(&mut c).code(0);
+    // ctime is "now" after set_modified, so the snapshot skipped them: sleep-free check
+    // that the racy rule applies.
+    let r = g.health(&[]);
+    r.code(0);
+    assert!(
+        r.stdout.contains("0 files unchanged, 5 hashed"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn healthcheck_never_exits_2() {
+    let g = Gate::new();
+    let r = run(g.cmd("healthcheck").env("TREESEAL_DIGEST", "nonsense"));
+    r.code(1);
+    assert!(
+        r.stdout.starts_with("unhealthy: cannot check: "),
+        "{}",
+        r.stdout
+    );
+    let r = run(g.cmd("healthcheck").arg("--bogus"));
+    r.code(1);
+    fs::remove_file(g.tree.at(".treeseal")).unwrap();
+    g.health(&[]).code(1);
+}
+
+#[test]
+fn sigterm_while_verifying_exits_promptly_with_143() {
+    let g = Gate::new();
+    // A manifest that is a FIFO: reading it blocks until we write, which pins the gate
+    // in the middle of its check without any timing assumption.
+    let fifo = g.state.path().join("manifest.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut child = g
+        .cmd("run")
+        .env("TREESEAL_MANIFEST", &fifo)
+        .args(["--", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening the write end without blocking succeeds only once the gate has the read end
+    // open, i.e. once it is past signal setup and waiting inside the check.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let _writer = loop {
+        match fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&fifo)
+        {
+            Ok(w) => break w,
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENXIO) && Instant::now() < deadline => {
+                std::thread::yield_now()
+            }
+            Err(e) => panic!("the gate never opened its manifest: {e}"),
+        }
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}
+
+#[test]
+fn version_and_help_work_without_a_tree() {
+    ts(["run", "--help"]).code(0);
+    let r = ts(["run"]);
+    r.code(2);
+    assert!(Path::new(&common::bin()).exists());
+}
