@@ -6,6 +6,12 @@
 //! [`SPLIT_THRESHOLD`] bytes are additionally split across threads by blake3's rayon
 //! support, so one huge file does not leave the other cores idle.
 //!
+//! A mapped file that another process truncates while we hash it would make the kernel
+//! raise SIGBUS on the lost pages and kill the process. [`guard`] catches exactly those
+//! faults: the lost page is replaced by zeros, the hash goes on, and the result is thrown
+//! away and reported as "changed while being read" — an error, never a pass, never a
+//! crash.
+//!
 //! Files are opened with `O_NOFOLLOW | O_NONBLOCK` and checked with `fstat` after opening:
 //! if a regular file was swapped for a symlink, FIFO or device since the walk, it is
 //! reported as [`Hashed::NotRegular`] and never read (a FIFO cannot make us hang).
@@ -86,19 +92,205 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
     if len == 0 {
         return hash_read(file.try_clone()?);
     }
-    // SAFETY: the mapping is read-only and private to this call. If another process
-    // truncates the file while we hash it, touching the lost pages raises SIGBUS; treeseal
-    // only maps files that the tree owner could change anyway, and a changed file is a
-    // difference either way.
+    // SAFETY: the mapping is read-only and private to this call, and only read through
+    // the slice below while it lives. The one way the kernel can invalidate it under us —
+    // the file being truncated by someone else, which turns reads of the lost pages into
+    // SIGBUS — is handled by `guard`.
     let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file)? };
+    let Some(watch) = guard::Watch::new(&map) else {
+        // Every guard slot is taken (more concurrent mappings than slots): read instead.
+        drop(map);
+        return hash_read(file.try_clone()?);
+    };
     let mut hasher = blake3::Hasher::new();
     if len >= SPLIT_THRESHOLD {
         hasher.update_rayon(&map);
     } else {
         hasher.update(&map);
     }
+    if watch.faulted() {
+        return Err(io::Error::other("it shrank while it was being read"));
+    }
     Ok(Hashed::File {
         hash: *hasher.finalize().as_bytes(),
         size: len,
     })
+}
+
+/// Survives SIGBUS on mapped files that shrink while being hashed.
+///
+/// Each live mapping registers its address range in a fixed table of atomics (a signal
+/// handler may not lock or allocate). The SIGBUS handler looks the faulting address up:
+/// inside a registered mapping, it maps a zero page over the lost one (`MAP_FIXED`, so the
+/// faulting read is retried and succeeds) and marks the mapping as faulted; anywhere else,
+/// it restores the default action and returns, so the fault repeats and kills the process
+/// as it would have without us. The table is global, not per thread, because blake3's
+/// rayon hashing reads one mapping from several threads.
+mod guard {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Once;
+
+    use nix::libc;
+
+    /// More mappings than this at once fall back to reading (one per worker thread is
+    /// the normal case).
+    const SLOTS: usize = 64;
+
+    struct Slot {
+        start: AtomicUsize,
+        end: AtomicUsize,
+        faulted: AtomicBool,
+    }
+
+    #[allow(clippy::declare_interior_mutable_const)]
+    const EMPTY: Slot = Slot {
+        start: AtomicUsize::new(0),
+        end: AtomicUsize::new(0),
+        faulted: AtomicBool::new(false),
+    };
+    static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
+    static INSTALL: Once = Once::new();
+
+    /// A registered mapping; unregisters on drop.
+    pub struct Watch {
+        slot: &'static Slot,
+    }
+
+    impl Watch {
+        /// Registers `map`'s range; `None` when the table is full.
+        pub fn new(map: &[u8]) -> Option<Watch> {
+            INSTALL.call_once(install);
+            let start = map.as_ptr() as usize;
+            for slot in &TABLE {
+                if slot
+                    .start
+                    .compare_exchange(0, start, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    slot.faulted.store(false, Ordering::Relaxed);
+                    slot.end.store(start + map.len(), Ordering::Release);
+                    return Some(Watch { slot });
+                }
+            }
+            None
+        }
+
+        /// Whether any page of the mapping was lost while it was read.
+        pub fn faulted(&self) -> bool {
+            self.slot.faulted.load(Ordering::Acquire)
+        }
+    }
+
+    impl Drop for Watch {
+        fn drop(&mut self) {
+            self.slot.end.store(0, Ordering::Release);
+            self.slot.start.store(0, Ordering::Release);
+        }
+    }
+
+    fn install() {
+        // SAFETY: a plain C struct for which all-zero is valid; the handler only uses
+        // atomics and async-signal-safe system calls.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = on_sigbus as *const () as usize;
+            act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
+            libc::sigemptyset(&mut act.sa_mask);
+            libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut());
+        }
+    }
+
+    extern "C" fn on_sigbus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+        // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+        let addr = unsafe { (*info).si_addr() } as usize;
+        for slot in &TABLE {
+            let start = slot.start.load(Ordering::Acquire);
+            let end = slot.end.load(Ordering::Acquire);
+            if start != 0 && (start..end).contains(&addr) {
+                // SAFETY: sysconf and mmap are async-signal-safe system calls; the page
+                // lies inside a mapping we own, which MAP_FIXED replaces in place.
+                let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+                let base = addr & !(page - 1);
+                let p = unsafe {
+                    libc::mmap(
+                        base as *mut libc::c_void,
+                        page,
+                        libc::PROT_READ,
+                        libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_ANONYMOUS,
+                        -1,
+                        0,
+                    )
+                };
+                if p != libc::MAP_FAILED {
+                    slot.faulted.store(true, Ordering::Release);
+                    return;
+                }
+            }
+        }
+        // Not ours: let the fault kill the process as it would have.
+        // SAFETY: resetting a disposition is async-signal-safe.
+        unsafe {
+            libc::signal(libc::SIGBUS, libc::SIG_DFL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_file_truncated_under_the_mapping_is_an_error_not_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let len = 4 * MMAP_THRESHOLD as usize;
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(&vec![7u8; len])
+            .unwrap();
+        let file = File::open(&path).unwrap();
+        // Shrink it after we learned its length, as a concurrent writer would.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let err = hash_mapped(&file, len as u64).unwrap_err();
+        assert_eq!(err.to_string(), "it shrank while it was being read");
+        // The guard is released: a later intact file hashes normally.
+        let file = File::open(&path).unwrap();
+        assert_eq!(
+            hash_mapped(&file, 4096).unwrap(),
+            Hashed::File {
+                hash: *blake3::hash(&[7u8; 4096]).as_bytes(),
+                size: 4096
+            }
+        );
+    }
+
+    #[test]
+    fn mapped_and_read_paths_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [
+            0,
+            1,
+            MMAP_THRESHOLD - 1,
+            MMAP_THRESHOLD,
+            SPLIT_THRESHOLD + 3,
+        ] {
+            let path = dir.path().join(format!("f{len}"));
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            std::fs::write(&path, &data).unwrap();
+            assert_eq!(
+                hash_file(&path, len).unwrap(),
+                Hashed::File {
+                    hash: *blake3::hash(&data).as_bytes(),
+                    size: len
+                },
+                "length {len}"
+            );
+        }
+    }
 }
