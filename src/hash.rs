@@ -7,7 +7,7 @@
 //! support, so one huge file does not leave the other cores idle.
 //!
 //! A mapped file that another process truncates while we hash it would make the kernel
-//! raise SIGBUS on the lost pages and kill the process. [`guard`] catches exactly those
+//! raise SIGBUS on the lost pages and kill the process. The `guard` module catches exactly those
 //! faults: the lost page is replaced by zeros, the hash goes on, and the result is thrown
 //! away and reported as "changed while being read" — an error, never a pass, never a
 //! crash.
