@@ -295,7 +295,7 @@ fn refusal_line(tree: &GatedTree, refusal: &Refusal) -> (String, Vec<(&'static s
             manifest,
         } => (
             format!(
-                "refusing to start: this image's files come from a different source tree than the one it was built from: {root} is {}, expected {}; {}; rebuild the stage that copies {root} without the build cache",
+                "refusing to start: this image's files come from a different source tree than the one it was built from: {root} is {}, expected {}; {}; rebuild the stage that copies {root} without the build cache (for a base image: rebuild it, or pull it by digest)",
                 format_digest(found),
                 format_digest(expected),
                 origin_text(&manifest.origin),

@@ -187,7 +187,7 @@ fn a_stale_manifest_names_both_digests_and_its_origin() {
     assert_eq!(
         r.line(),
         format!(
-            "treeseal: refusing to start: this image's files come from a different source tree than the one it was built from: {root} is {old}, expected {new}; locked from commit 0e421ef at 2023-11-14T22:13:20Z by treeseal {} (commit {}); rebuild the stage that copies {root} without the build cache",
+            "treeseal: refusing to start: this image's files come from a different source tree than the one it was built from: {root} is {old}, expected {new}; locked from commit 0e421ef at 2023-11-14T22:13:20Z by treeseal {} (commit {}); rebuild the stage that copies {root} without the build cache (for a base image: rebuild it, or pull it by digest)",
             env!("CARGO_PKG_VERSION"),
             treeseal::cli::VERSION.split("(commit ").nth(1).unwrap().trim_end_matches(')'),
             root = g.tree.path().display(),
