@@ -17,14 +17,12 @@
 //!   end treeseal promptly. As PID 1 in a container a signal left at its
 //!   default action is dropped by the kernel, so without handlers
 //!   `docker stop` would wait out its whole grace period.
-//! - [`escape`]: the escaping used to put untrusted names (commands, paths)
-//!   into messages without letting them forge log lines or drive a terminal.
 //!
 //! Nothing else in the crate should call `execve`/`execvp` or change signal
 //! dispositions or the signal mask.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write as _};
 use std::mem::MaybeUninit;
@@ -33,6 +31,7 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::Path;
 use std::ptr;
 
+use crate::escape::escape_quoted;
 use nix::errno::Errno;
 // nix re-exports the libc it is built against; it is used directly where nix
 // has no safe wrapper that fits (see `exec` and `SavedSignals`).
@@ -47,7 +46,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// Why the command could not be executed.
 ///
 /// [`Display`](fmt::Display) gives one line a user can act on, naming the
-/// command (escaped with [`escape`]) and the concrete cause, e.g.
+/// command (escaped with [`crate::escape::escape_quoted`]) and the concrete cause, e.g.
 /// `cannot run "app": not found in PATH (/usr/local/bin:/usr/bin:/bin)` or
 /// `cannot run "/app/run.sh": its interpreter "/bin/bash" (from the #! line)
 /// does not exist`. [`exit_code`](ExecError::exit_code) is what a shell or
@@ -164,12 +163,16 @@ impl fmt::Display for ExecError {
         if self.reason == Reason::NoCommand {
             return f.write_str("cannot run: no command was given");
         }
-        write!(f, "cannot run \"{}\"", escape(self.command.as_bytes()))?;
+        write!(
+            f,
+            "cannot run \"{}\"",
+            escape_quoted(self.command.as_bytes())
+        )?;
         if let Some(file) = &self.file {
-            write!(f, " (found as \"{}\")", escape(file.as_bytes()))?;
+            write!(f, " (found as \"{}\")", escape_quoted(file.as_bytes()))?;
         }
         f.write_str(": ")?;
-        let q = |s: &OsString| escape(s.as_bytes());
+        let q = |s: &OsString| escape_quoted(s.as_bytes());
         match &self.reason {
             Reason::NoCommand => unreachable!("handled above"),
             Reason::EmptyName => f.write_str("the command name is empty"),
@@ -859,40 +862,6 @@ pub fn exit_on_termination_signals() {
     }
 }
 
-/// Escapes `bytes` for display inside double quotes in a message or log line.
-///
-/// Printable ASCII is kept, except `"` and `\` which become `\"` and `\\`;
-/// `\n`, `\r` and `\t` are written as such, other ASCII control characters
-/// (including ESC) as `\xNN`, bytes that are not valid UTF-8 as `\xNN`, and
-/// non-ASCII characters are kept when printable and otherwise written as
-/// `\u{NNNN}` (as Rust's `{:?}` does, which covers C1 controls, line and
-/// paragraph separators and bidirectional overrides). The result therefore
-/// never contains a control character or a bare quote, so an untrusted name
-/// cannot end a quoted field, start a new log line or send terminal escapes.
-pub fn escape(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                ' '..='~' => out.push(c),
-                c if c.is_ascii() => {
-                    let _ = write!(out, "\\x{:02x}", u32::from(c));
-                }
-                c => out.extend(c.escape_debug()),
-            }
-        }
-        for byte in chunk.invalid() {
-            let _ = write!(out, "\\x{byte:02x}");
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     //! The exec tests fork: the child calls [`Prepared::run`] and, if that
@@ -1418,19 +1387,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn escape_neutralises_control_characters() {
-        assert_eq!(escape(b"plain-name_1.0"), "plain-name_1.0");
-        assert_eq!(escape(b"a b\"c\\d"), "a b\\\"c\\\\d");
-        assert_eq!(escape(b"x\ny\tz\r"), "x\\ny\\tz\\r");
-        assert_eq!(escape(b"\x1b[31mred\x7f\0"), "\\x1b[31mred\\x7f\\x00");
-        assert_eq!(escape(b"caf\xc3\xa9 \xff\xfe"), "caf\u{e9} \\xff\\xfe");
-        assert_eq!(
-            escape("\u{202e}\u{2028}\u{85}".as_bytes()),
-            "\\u{202e}\\u{2028}\\u{85}"
-        );
-        assert_eq!(escape(b""), "");
     }
 }
