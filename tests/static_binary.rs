@@ -9,7 +9,14 @@ const MAX_BYTES: u64 = 2 * 1024 * 1024;
 fn release_binary() -> PathBuf {
     let repo = env!("CARGO_MANIFEST_DIR");
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--locked", "--quiet", "--bin", "treeseal"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--quiet",
+            "--bin",
+            "treeseal",
+        ])
         .current_dir(repo)
         .status()
         .expect("run cargo");
@@ -32,15 +39,28 @@ fn release_binary_is_static_and_small() {
     let bin = release_binary();
     // `ldd` and `file` misread static-pie; the ELF headers do not.
     let dynamic = readelf("-d", &bin);
-    assert!(!dynamic.contains("(NEEDED)"), "shared libraries needed:\n{dynamic}");
+    assert!(
+        !dynamic.contains("(NEEDED)"),
+        "shared libraries needed:\n{dynamic}"
+    );
     let headers = readelf("-l", &bin);
-    assert!(!headers.contains("INTERP"), "has a program interpreter:\n{headers}");
+    assert!(
+        !headers.contains("INTERP"),
+        "has a program interpreter:\n{headers}"
+    );
     let size = std::fs::metadata(&bin).unwrap().len();
     assert!(size <= MAX_BYTES, "{size} bytes, budget {MAX_BYTES}");
-    assert!(readelf("-S", &bin).lines().all(|l| !l.contains(".debug_")), "not stripped");
+    assert!(
+        readelf("-S", &bin).lines().all(|l| !l.contains(".debug_")),
+        "not stripped"
+    );
 
     // It runs with nothing from the environment (no PATH, no locale, no HOME).
-    let out = Command::new(&bin).arg("--version").env_clear().output().unwrap();
+    let out = Command::new(&bin)
+        .arg("--version")
+        .env_clear()
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("treeseal "));
 }
