@@ -51,6 +51,9 @@ struct RawHeader {
     body_blake3: [u8; 32],
 }
 
+/// The largest manifest [`Manifest::load`] reads (1 GiB, some 20 million entries).
+pub const MAX_LEN: u64 = 1 << 30;
+
 /// Size of the header in bytes.
 pub const HEADER_LEN: usize = 64;
 const_assert_eq!(size_of::<RawHeader>(), HEADER_LEN);
@@ -168,15 +171,51 @@ impl Manifest {
     }
 
     /// Reads and decodes the manifest at `path`.
+    ///
+    /// `path` must be a regular file or a pipe (`--manifest <(...)`), of at most
+    /// [`MAX_LEN`] bytes: a device, a socket or a directory is refused, so that a path
+    /// such as `/dev/zero` cannot make the reader allocate without end or block forever on
+    /// a terminal. A named pipe blocks on opening until a writer opens it, as any reader
+    /// of a FIFO does; what it then delivers is decoded like any other manifest.
     pub fn load(path: &Path) -> Result<Manifest> {
-        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        use std::io::Read;
+        use std::os::unix::fs::FileTypeExt;
+        let corrupt = |reason: String| Error::ManifestCorrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let too_long = || {
+            corrupt(format!(
+                "longer than {MAX_LEN} bytes, the most treeseal reads"
+            ))
+        };
+        let file = std::fs::File::open(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::ManifestMissing(path.to_path_buf()),
             _ => Error::io("read manifest", path, e),
         })?;
-        decode(&bytes).map_err(|reason| Error::ManifestCorrupt {
-            path: path.to_path_buf(),
-            reason,
-        })
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("read manifest", path, e))?;
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            let e = std::io::Error::from_raw_os_error(nix::libc::EISDIR);
+            return Err(Error::io("read manifest", path, e));
+        }
+        if !kind.is_file() && !kind.is_fifo() {
+            let e = std::io::Error::other("not a regular file or a pipe");
+            return Err(Error::io("read manifest", path, e));
+        }
+        if meta.len() > MAX_LEN {
+            return Err(too_long());
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_LEN + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("read manifest", path, e))?;
+        if bytes.len() as u64 > MAX_LEN {
+            return Err(too_long());
+        }
+        decode(&bytes).map_err(corrupt)
     }
 
     /// Writes the manifest to `path` atomically (a temporary file in the same directory,

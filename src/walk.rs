@@ -10,20 +10,40 @@
 //! stitched back in order, so the output is in [`path_order`](crate::tree::path_order)
 //! whatever the thread count.
 //!
-//! The walk only reads metadata. Hashing file contents is [`crate::hash`]'s job.
+//! The walk only reads metadata. Hashing file contents is [`crate::hash`]'s job; [`hash`]
+//! opens a tree path for it.
+//!
+//! # Robustness
+//!
+//! The walk is iterative, one level of directories at a time, not recursive: a tree nested
+//! thousands of levels deep cannot overflow a thread's stack. Each directory is opened,
+//! listed, and every name in it `fstatat`ed and `readlinkat`ed relative to the open
+//! directory, then closed before the next level: at most one directory handle per worker
+//! thread is open at a time, whatever the depth or width, so a low `RLIMIT_NOFILE` is
+//! enough. Directories below the root are opened with `O_NOFOLLOW`, so one swapped for a
+//! symlink during the walk is an error, never followed out of the tree. A path longer
+//! than the kernel's `PATH_MAX` is opened in pieces with `openat` (see [`open_beneath`]),
+//! so depth is not limited by path length either. When several directories cannot be
+//! read, the error reported is the one first in path order, whatever the thread count.
 
 use std::ffi::OsStr;
-use std::fs::{self, Metadata};
+use std::fs::Metadata;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
+use nix::dir::Dir;
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{fstatat, FileStat, Mode, SFlag};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::hash::{hash_file, Hashed};
 use crate::ignore::{Decision, DirState, Matcher};
 use crate::manifest::DEFAULT_NAME;
-use crate::tree::Kind;
+use crate::tree::{path_order, Kind};
 
 /// When a file's metadata says it may have changed (for the cheap healthcheck).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,12 +59,12 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    fn of(meta: &Metadata) -> Stamp {
+    fn of(st: &FileStat) -> Stamp {
         Stamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+            ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
         }
     }
 }
@@ -72,12 +92,94 @@ pub struct Found {
 /// it is. The file named [`DEFAULT_NAME`] at the root is never part of the tree.
 pub fn walk(root: &Path, matcher: &Matcher) -> Result<Vec<Found>> {
     check_root(root)?;
-    walk_dir(root, &[], &matcher.root_state(), matcher)
+    // Every directory listed so far, by index; the root is 0. A directory's `Slot::Dir`
+    // children point at their own listing. Listing happens level by level (all the
+    // directories of one depth in parallel), so nothing recurses.
+    let mut listings: Vec<Option<Vec<Slot>>> = vec![None];
+    let mut level: Vec<(usize, Vec<u8>, DirState)> = vec![(0, Vec::new(), matcher.root_state())];
+    let mut errors: Vec<(Vec<u8>, Error)> = Vec::new();
+    while !level.is_empty() {
+        let listed: Vec<_> = level
+            .par_iter()
+            .map(|(_, rel, state)| list(root, rel, state, matcher))
+            .collect();
+        let mut next = Vec::new();
+        for ((index, _, _), listing) in level.into_iter().zip(listed) {
+            match listing {
+                Ok(mut slots) => {
+                    for slot in &mut slots {
+                        if let Slot::Dir {
+                            found,
+                            state,
+                            listing,
+                            ..
+                        } = slot
+                        {
+                            *listing = listings.len();
+                            listings.push(None);
+                            next.push((*listing, found.path.clone(), std::mem::take(state)));
+                        }
+                    }
+                    listings[index] = Some(slots);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        level = next;
+    }
+    // Which directories were listed does not depend on timing, so neither does this.
+    if let Some((_, e)) = errors.into_iter().min_by(|a, b| path_order(&a.0, &b.0)) {
+        return Err(e);
+    }
+
+    // Children are listed after their parents, so walking the indices backwards visits
+    // every directory after everything below it.
+    let mut nonempty = vec![false; listings.len()];
+    for index in (0..listings.len()).rev() {
+        nonempty[index] = listings[index]
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|slot| match slot {
+                Slot::Leaf(_) => true,
+                Slot::Dir {
+                    include, listing, ..
+                } => *include || nonempty[*listing],
+            });
+    }
+
+    // Stitch the listings together depth first, in path order, with an explicit stack.
+    let mut out = Vec::new();
+    let root_listing = listings[0].take().unwrap_or_default();
+    let mut stack = vec![root_listing.into_iter()];
+    while let Some(top) = stack.last_mut() {
+        match top.next() {
+            None => {
+                stack.pop();
+            }
+            Some(Slot::Leaf(found)) => out.push(found),
+            Some(Slot::Dir {
+                found,
+                include,
+                listing,
+                ..
+            }) => {
+                // A directory that is only walked for possible exceptions is part of the
+                // tree only when something below it is.
+                if include || nonempty[listing] {
+                    out.push(found);
+                    let below = listings[listing].take().unwrap_or_default();
+                    stack.push(below.into_iter());
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Checks that `root` is an existing directory.
 pub fn check_root(root: &Path) -> Result<()> {
-    match fs::metadata(root) {
+    match std::fs::metadata(root) {
         Ok(m) if m.is_dir() => Ok(()),
         Ok(_) => Err(Error::Root {
             path: root.to_path_buf(),
@@ -91,7 +193,8 @@ pub fn check_root(root: &Path) -> Result<()> {
     }
 }
 
-/// The absolute path of a relative tree path.
+/// The absolute path of a relative tree path (for messages, and for opening when it is
+/// short enough; see [`at`]).
 pub fn join(root: &Path, rel: &[u8]) -> PathBuf {
     if rel.is_empty() {
         root.to_path_buf()
@@ -100,32 +203,126 @@ pub fn join(root: &Path, rel: &[u8]) -> PathBuf {
     }
 }
 
+/// Paths at least this long are opened in pieces: comfortably below Linux's `PATH_MAX`
+/// (4096 bytes with the final NUL) and above any name (`NAME_MAX` is 255).
+const CHUNK: usize = 3072;
+
+/// Opens `root/rel` with `flags`, however long the path: a path of [`CHUNK`] bytes or
+/// more is resolved a piece at a time with `openat`, each piece's directory opened with
+/// `O_PATH | O_NOFOLLOW` (only search permission needed, as for an ordinary lookup).
+/// At most two descriptors are open at any moment.
+pub fn open_beneath(root: &Path, rel: &[u8], flags: OFlag) -> io::Result<OwnedFd> {
+    let full = join(root, rel);
+    if full.as_os_str().len() < CHUNK {
+        return Ok(openat(
+            AT_FDCWD,
+            &full,
+            flags | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?);
+    }
+    let step = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mut dir = openat(AT_FDCWD, root, step, Mode::empty())?;
+    let mut rest = rel;
+    while rest.len() >= CHUNK {
+        let cut = rest[..CHUNK]
+            .iter()
+            .rposition(|&c| c == b'/')
+            .filter(|&cut| cut > 0)
+            .ok_or_else(|| io::Error::from_raw_os_error(nix::libc::ENAMETOOLONG))?;
+        dir = openat(&dir, &rest[..cut], step | OFlag::O_NOFOLLOW, Mode::empty())?;
+        rest = &rest[cut + 1..];
+    }
+    Ok(openat(&dir, rest, flags | OFlag::O_CLOEXEC, Mode::empty())?)
+}
+
+/// Runs `f` on a path through which `root/rel` can be opened: the joined path when it is
+/// short enough for the kernel, else `/proc/self/fd/N/NAME` with `N` a handle on the
+/// parent directory (opened with [`open_beneath`]) that lives for the call. Only the last
+/// component is looked up by `f`, so `O_NOFOLLOW` there keeps its meaning.
+pub fn at<T>(root: &Path, rel: &[u8], f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
+    let full = join(root, rel);
+    if full.as_os_str().len() < CHUNK {
+        return f(&full);
+    }
+    let (parent, name) = match rel.iter().rposition(|&c| c == b'/') {
+        Some(slash) => (&rel[..slash], &rel[slash + 1..]),
+        None => (&rel[..0], rel),
+    };
+    let mut flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
+    if !parent.is_empty() {
+        flags |= OFlag::O_NOFOLLOW;
+    }
+    let dir = open_beneath(root, parent, flags)?;
+    let proc = Path::new("/proc/self/fd");
+    if !proc.is_dir() {
+        return Err(io::Error::other(
+            "the path is longer than PATH_MAX and /proc is not mounted to open it through",
+        ));
+    }
+    f(&proc
+        .join(dir.as_raw_fd().to_string())
+        .join(OsStr::from_bytes(name)))
+}
+
+/// Hashes the regular file at `root/rel` ([`hash_file`] through [`at`], so a path longer
+/// than `PATH_MAX` works too).
+pub fn hash(root: &Path, rel: &[u8], size_hint: u64) -> io::Result<Hashed> {
+    at(root, rel, |path| hash_file(path, size_hint))
+}
+
+/// The kind of whatever is at `root/rel` now, without following a symlink there.
+pub fn kind_now(root: &Path, rel: &[u8]) -> io::Result<Kind> {
+    at(root, rel, |path| {
+        Ok(kind_of(&std::fs::symlink_metadata(path)?))
+    })
+}
+
 /// A child of a directory after its decision.
 enum Slot {
     /// A non-directory that is part of the tree.
     Leaf(Found),
     /// A directory to walk into; `include` says whether it is part of the tree itself, or
-    /// only if something below it is.
+    /// only if something below it is. `listing` is the index of its own listing.
     Dir {
         found: Found,
         state: DirState,
         include: bool,
+        listing: usize,
     },
 }
 
-fn walk_dir(root: &Path, rel: &[u8], state: &DirState, matcher: &Matcher) -> Result<Vec<Found>> {
-    let abs = join(root, rel);
-    let mut names: Vec<(Vec<u8>, fs::DirEntry)> = fs::read_dir(&abs)
-        .map_err(|e| Error::io("read directory", &abs, e))?
-        .map(|entry| {
-            let entry = entry.map_err(|e| Error::io("read directory", &abs, e))?;
-            Ok((entry.file_name().as_bytes().to_vec(), entry))
-        })
-        .collect::<Result<_>>()?;
-    names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+/// Lists one directory: its names in byte order, each stat'ed (not followed) and decided.
+/// An error comes with the tree path it is about, to pick the first one in path order.
+fn list(
+    root: &Path,
+    rel: &[u8],
+    state: &DirState,
+    matcher: &Matcher,
+) -> std::result::Result<Vec<Slot>, (Vec<u8>, Error)> {
+    let fail = |path: &[u8], action, e: io::Error| {
+        (path.to_vec(), Error::io(action, &join(root, path), e))
+    };
+    let flags = match rel.is_empty() {
+        // The root is the context: followed if it is a symlink.
+        true => OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+        false => OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+    };
+    let mut dir = open_beneath(root, rel, flags)
+        .and_then(|fd| Ok(Dir::from_fd(fd)?))
+        .map_err(|e| fail(rel, "read directory", e))?;
+    let mut names: Vec<Vec<u8>> = Vec::new();
+    for entry in dir.iter() {
+        let entry = entry.map_err(|e| fail(rel, "read directory", e.into()))?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    names.sort_unstable();
 
     let mut slots = Vec::with_capacity(names.len());
-    for (name, entry) in names {
+    for name in names {
         if rel.is_empty() && name == DEFAULT_NAME.as_bytes() {
             continue;
         }
@@ -135,18 +332,16 @@ fn walk_dir(root: &Path, rel: &[u8], state: &DirState, matcher: &Matcher) -> Res
             path.push(b'/');
         }
         path.extend_from_slice(&name);
-        let meta = entry
-            .metadata()
-            .map_err(|e| Error::io("stat", &entry.path(), e))?;
-        let kind = kind_of(&meta);
+        let st = fstatat(&dir, name.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| fail(&path, "stat", e.into()))?;
+        let kind = kind_of_mode(st.st_mode);
         let decision = matcher.decide(&path, kind == Kind::Dir, state);
         if decision == Decision::Exclude {
             continue;
         }
         let target = if kind == Kind::Symlink {
-            fs::read_link(entry.path())
-                .map_err(|e| Error::io("read symlink", &entry.path(), e))?
-                .into_os_string()
+            readlinkat(&dir, name.as_slice())
+                .map_err(|e| fail(&path, "read symlink", e.into()))?
                 .into_vec()
         } else {
             Vec::new()
@@ -154,21 +349,27 @@ fn walk_dir(root: &Path, rel: &[u8], state: &DirState, matcher: &Matcher) -> Res
         let found = Found {
             path,
             kind,
-            mode: meta.mode() & 0o7777,
-            size: if kind == Kind::File { meta.len() } else { 0 },
+            mode: st.st_mode & 0o7777,
+            size: if kind == Kind::File {
+                st.st_size as u64
+            } else {
+                0
+            },
             target,
-            stamp: Stamp::of(&meta),
+            stamp: Stamp::of(&st),
         };
         slots.push(match (decision, kind) {
             (Decision::Include(state), Kind::Dir) => Slot::Dir {
                 found,
                 state,
                 include: true,
+                listing: 0,
             },
             (Decision::Descend(state), Kind::Dir) => Slot::Dir {
                 found,
                 state,
                 include: false,
+                listing: 0,
             },
             (Decision::Include(_), _) => Slot::Leaf(found),
             // Only directories can be walked into; a non-directory that is excluded
@@ -176,29 +377,19 @@ fn walk_dir(root: &Path, rel: &[u8], state: &DirState, matcher: &Matcher) -> Res
             (_, _) => continue,
         });
     }
+    Ok(slots)
+}
 
-    let subtrees: Vec<Result<Vec<Found>>> = slots
-        .par_iter()
-        .map(|slot| match slot {
-            Slot::Dir { found, state, .. } => walk_dir(root, &found.path, state, matcher),
-            Slot::Leaf(_) => Ok(Vec::new()),
-        })
-        .collect();
-
-    let mut out = Vec::new();
-    for (slot, subtree) in slots.into_iter().zip(subtrees) {
-        let subtree = subtree?;
-        match slot {
-            Slot::Leaf(found) => out.push(found),
-            Slot::Dir { found, include, .. } => {
-                if include || !subtree.is_empty() {
-                    out.push(found);
-                }
-                out.extend(subtree);
-            }
-        }
+/// The kind of a file from its `st_mode`.
+fn kind_of_mode(mode: u32) -> Kind {
+    match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
+        SFlag::S_IFREG => Kind::File,
+        SFlag::S_IFDIR => Kind::Dir,
+        SFlag::S_IFLNK => Kind::Symlink,
+        SFlag::S_IFIFO => Kind::Fifo,
+        SFlag::S_IFSOCK => Kind::Socket,
+        _ => Kind::Device,
     }
-    Ok(out)
 }
 
 /// The kind of a file from its (not followed) metadata.
@@ -216,5 +407,74 @@ pub fn kind_of(meta: &Metadata) -> Kind {
         Kind::Socket
     } else {
         Kind::Device
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Makes `depth` nested directories named `name` below `dir` with relative `mkdir` +
+    /// `openat` (the absolute path soon exceeds `PATH_MAX`), and a file at the bottom.
+    fn deep(dir: &Path, name: &str, depth: usize) -> Vec<u8> {
+        let mut fd = openat(
+            AT_FDCWD,
+            dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let mut rel = Vec::new();
+        for _ in 0..depth {
+            nix::sys::stat::mkdirat(&fd, name, Mode::from_bits_truncate(0o755)).unwrap();
+            fd = openat(&fd, name, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+            rel.extend_from_slice(name.as_bytes());
+            rel.push(b'/');
+        }
+        let file = openat(
+            &fd,
+            "leaf",
+            OFlag::O_WRONLY | OFlag::O_CREAT,
+            Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        nix::unistd::write(&file, b"deep").unwrap();
+        rel.extend_from_slice(b"leaf");
+        rel
+    }
+
+    #[test]
+    fn paths_longer_than_path_max_are_walked_and_hashed() {
+        let t = tempfile::tempdir().unwrap();
+        let leaf = deep(t.path(), &"d".repeat(100), 60);
+        assert!(join(t.path(), &leaf).as_os_str().len() > 6000);
+        let found = walk(t.path(), &Matcher::new(&[]).unwrap()).unwrap();
+        assert_eq!(found.len(), 61);
+        assert_eq!(found[60].path, leaf);
+        assert_eq!((found[60].kind, found[60].size), (Kind::File, 4));
+        assert_eq!(
+            hash(t.path(), &leaf, 4).unwrap(),
+            Hashed::File {
+                hash: *blake3::hash(b"deep").as_bytes(),
+                size: 4
+            }
+        );
+        assert_eq!(kind_now(t.path(), &leaf).unwrap(), Kind::File);
+        let parent = &leaf[..leaf.len() - 5];
+        assert_eq!(kind_now(t.path(), parent).unwrap(), Kind::Dir);
+    }
+
+    #[test]
+    fn thousands_of_levels_do_not_overflow_the_stack() {
+        let t = tempfile::tempdir().unwrap();
+        let leaf = deep(t.path(), "d", 2500);
+        let found = walk(t.path(), &Matcher::new(&[]).unwrap()).unwrap();
+        assert_eq!(found.len(), 2501);
+        assert_eq!(found.last().unwrap().path, leaf);
+        // An exception deep down: the excluded directories are walked into, and kept only
+        // because something below them is.
+        let rule = format!("!{}", String::from_utf8_lossy(&leaf));
+        let m = Matcher::new(&["d".to_string(), rule]).unwrap();
+        assert_eq!(walk(t.path(), &m).unwrap().len(), 2501);
     }
 }
