@@ -149,7 +149,8 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Vec<Found>> {
     }
 
     // Stitch the listings together depth first, in path order, with an explicit stack.
-    let mut out = Vec::new();
+    // Sized up front: growing by doubling would hold up to twice the tree at the peak.
+    let mut out = Vec::with_capacity(listings.iter().flatten().map(Vec::len).sum());
     let root_listing = listings[0].take().unwrap_or_default();
     let mut stack = vec![root_listing.into_iter()];
     while let Some(top) = stack.last_mut() {
