@@ -5,7 +5,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::hash::{hash_file, Hashed};
+use crate::hash::Hashed;
 use crate::ignore::Matcher;
 use crate::manifest::{Manifest, Origin};
 use crate::tree::{Entry, Kind, Node, Rules};
@@ -37,10 +37,13 @@ pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
         .map(|f| {
             let node = match f.kind {
                 Kind::File => {
-                    let abs = walk::join(root, &f.path);
-                    match hash_file(&abs, f.size).map_err(|e| Error::io("read", &abs, e))? {
+                    // Through the walker, so paths longer than PATH_MAX work too.
+                    let abs = || walk::join(root, &f.path);
+                    match walk::hash(root, &f.path, f.size)
+                        .map_err(|e| Error::io("read", &abs(), e))?
+                    {
                         Hashed::File { hash, size } => Node::File { size, hash },
-                        Hashed::NotRegular => return Err(Error::Unstable(abs)),
+                        Hashed::NotRegular => return Err(Error::Unstable(abs())),
                     }
                 }
                 Kind::Dir => Node::Dir,
