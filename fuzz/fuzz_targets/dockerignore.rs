@@ -1,0 +1,106 @@
+//! Fuzz target: `.dockerignore` parsing, compiling and matching on hostile bytes.
+//!
+//! Errors are fine, panics are bugs. The input is parsed as a `.dockerignore` file; if it
+//! parses, the patterns are compiled; if they compile, the matcher decides a few paths
+//! derived from the input itself (each line, and each line's second half, read as a path)
+//! and a few fixed ones, top-down as the walker does, as directories and as files.
+//!
+//! Invariants checked besides "no panic, no hang":
+//! - every error message is one line;
+//! - a file is never `Descend`ed into, and a file's `Include` carries no state;
+//! - `verify::excluded_by` (used for `--allow-extra`) agrees with the top-down walk.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use treeseal::ignore::{parse_dockerignore, Decision, DirState, Matcher};
+
+const FIXED: &[&[u8]] = &[
+    b"a",
+    b"a/b",
+    b"a/b/c.txt",
+    b"node_modules/pkg/index.js",
+    b".git/HEAD",
+    b"src/main.rs",
+    b"app/__pycache__/x.cpython-311.pyc",
+    b"Dockerfile",
+    b".dockerignore",
+    b"caf\xe9/\xff\xfe",
+    b"line\nbreak/x",
+    b"**/x",
+];
+
+/// A walker-shaped path: `/`-separated, no empty, `.` or `..` components.
+fn as_path(raw: &[u8]) -> Option<Vec<u8>> {
+    let parts: Vec<&[u8]> = raw
+        .split(|&c| c == b'/')
+        .filter(|p| !p.is_empty() && *p != b"." && *p != b".." && !p.contains(&0))
+        .take(16)
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(&b'/'))
+}
+
+/// Decides `path` top-down (every ancestor as a directory), as the walker would; `None`
+/// when an ancestor is excluded outright (the walker never gets to the path).
+fn walk_decide(m: &Matcher, path: &[u8], is_dir: bool) -> Option<Decision> {
+    let mut state = m.root_state();
+    let mut start = 0;
+    while let Some(slash) = path[start..].iter().position(|&c| c == b'/') {
+        let end = start + slash;
+        match m.decide(&path[..end], true, &state) {
+            Decision::Exclude => return None,
+            Decision::Include(s) | Decision::Descend(s) => state = s,
+        }
+        start = end + 1;
+    }
+    let d = m.decide(path, is_dir, &state);
+    if !is_dir {
+        match &d {
+            Decision::Descend(_) => panic!("a file was descended into"),
+            Decision::Include(s) => assert_eq!(*s, DirState::default(), "file with state"),
+            Decision::Exclude => {}
+        }
+    }
+    Some(d)
+}
+
+fn check_path(m: &Matcher, path: &[u8]) {
+    for is_dir in [false, true] {
+        let walked = walk_decide(m, path, is_dir);
+        let included = matches!(walked, Some(Decision::Include(_)));
+        assert_eq!(
+            treeseal::verify::excluded_by(m, path, is_dir),
+            !included,
+            "excluded_by disagrees with the walk for {:?}",
+            String::from_utf8_lossy(path)
+        );
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let patterns = match parse_dockerignore(data) {
+        Ok(p) => p,
+        Err(e) => {
+            assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
+            return;
+        }
+    };
+    let matcher = match Matcher::new(&patterns) {
+        Ok(m) => m,
+        Err(e) => {
+            assert!(!e.to_string().contains('\n'), "multi-line error: {e}");
+            return;
+        }
+    };
+    for path in FIXED {
+        check_path(&matcher, path);
+    }
+    for line in data.split(|&c| c == b'\n').take(8) {
+        let line = line.strip_prefix(b"!").unwrap_or(line);
+        if let Some(p) = as_path(line) {
+            check_path(&matcher, &p);
+        }
+        if let Some(p) = as_path(&line[line.len() / 2..]) {
+            check_path(&matcher, &p);
+        }
+    }
+});
