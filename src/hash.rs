@@ -52,11 +52,19 @@ thread_local! {
     static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The flags every file to hash is opened with: never follow a final symlink, never block
+/// on a FIFO, never become a controlling terminal.
+pub const OPEN_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_NONBLOCK)
+    .union(OFlag::O_NOCTTY)
+    .union(OFlag::O_CLOEXEC);
+
 /// Hashes the regular file at `path`; `size_hint` is its size from the walk.
 pub fn hash_file(path: &Path, size_hint: u64) -> io::Result<Hashed> {
     let file = match OpenOptions::new()
         .read(true)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .custom_flags(OPEN_FLAGS.bits())
         .open(path)
     {
         Ok(f) => f,
@@ -64,6 +72,12 @@ pub fn hash_file(path: &Path, size_hint: u64) -> io::Result<Hashed> {
         Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Ok(Hashed::NotRegular),
         Err(e) => return Err(e),
     };
+    hash_open(file, size_hint)
+}
+
+/// Hashes a file opened with [`OPEN_FLAGS`], after checking with `fstat` that it is still
+/// a regular file (it could have been replaced since the walk).
+pub fn hash_open(file: File, size_hint: u64) -> io::Result<Hashed> {
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Ok(Hashed::NotRegular);

@@ -32,6 +32,7 @@ pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
 
 /// Turns walked objects into entries, hashing the regular files in parallel.
 pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
+    let root_dir = walk::Root::open(root)?;
     found
         .into_par_iter()
         .map(|f| {
@@ -39,7 +40,7 @@ pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
                 Kind::File => {
                     // Through the walker, so paths longer than PATH_MAX work too.
                     let abs = || walk::join(root, &f.path);
-                    match walk::hash(root, &f.path, f.size)
+                    match walk::hash(&root_dir, &f.path, f.size)
                         .map_err(|e| Error::io("read", &abs(), e))?
                     {
                         Hashed::File { hash, size } => Node::File { size, hash },

@@ -184,6 +184,7 @@ struct Job<'a> {
 pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Report> {
     let matcher = crate::lock::matcher(&manifest.rules)?;
     let found = walk::walk(root, &matcher)?;
+    let root_dir = walk::Root::open(root)?;
     let policy = manifest.rules.modes;
     let expected = &manifest.entries;
 
@@ -308,7 +309,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                 return None;
             }
             hashed.fetch_add(1, AtomicOrdering::Relaxed);
-            let what = match walk::hash(root, &job.entry.path, job.size) {
+            let what = match walk::hash(&root_dir, &job.entry.path, job.size) {
                 Ok(Hashed::File { hash, size }) => match &job.entry.node {
                     Node::File {
                         hash: want,

@@ -7,10 +7,10 @@
 //! only when something below it is (BuildKit creates it as a parent). Symlinks are
 //! recorded with their target and never followed; FIFOs, sockets and devices are recorded
 //! by type and never opened. Subdirectories are walked in parallel and the results
-//! stitched back in order, so the output is in [`path_order`](crate::tree::path_order)
+//! stitched back in order, so the output is in [`path_order`]
 //! whatever the thread count.
 //!
-//! The walk only reads metadata. Hashing file contents is [`crate::hash`]'s job; [`hash`]
+//! The walk only reads metadata. Hashing file contents is [`crate::hash`]'s job; [`hash()`]
 //! opens a tree path for it.
 //!
 //! # Robustness
@@ -27,20 +27,22 @@
 //! read, the error reported is the one first in path order, whatever the thread count.
 
 use std::ffi::OsStr;
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::dir::Dir;
-use nix::fcntl::{openat, readlinkat, AtFlags, OFlag, AT_FDCWD};
+use nix::errno::Errno;
+use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
 use nix::sys::stat::{fstatat, FileStat, Mode, SFlag};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::hash::{hash_file, Hashed};
+use crate::hash::{self, hash_file, Hashed};
 use crate::ignore::{Decision, DirState, Matcher};
 use crate::manifest::DEFAULT_NAME;
 use crate::tree::{path_order, Kind};
@@ -208,7 +210,7 @@ pub fn join(root: &Path, rel: &[u8]) -> PathBuf {
 /// (4096 bytes with the final NUL) and above any name (`NAME_MAX` is 255).
 const CHUNK: usize = 3072;
 
-/// Opens `root/rel` with `flags`, however long the path: a path of [`CHUNK`] bytes or
+/// Opens `root/rel` with `flags`, however long the path: a path of `CHUNK` bytes or
 /// more is resolved a piece at a time with `openat`, each piece's directory opened with
 /// `O_PATH | O_NOFOLLOW` (only search permission needed, as for an ordinary lookup).
 /// At most two descriptors are open at any moment.
@@ -266,10 +268,58 @@ pub fn at<T>(root: &Path, rel: &[u8], f: impl FnOnce(&Path) -> io::Result<T>) ->
         .join(OsStr::from_bytes(name)))
 }
 
-/// Hashes the regular file at `root/rel` ([`hash_file`] through [`at`], so a path longer
-/// than `PATH_MAX` works too).
-pub fn hash(root: &Path, rel: &[u8], size_hint: u64) -> io::Result<Hashed> {
-    at(root, rel, |path| hash_file(path, size_hint))
+/// Hashes the regular file at `root/rel`.
+///
+/// The file is opened with `openat2` beneath the root's handle with `RESOLVE_NO_SYMLINKS`:
+/// a directory on the way that was swapped for a symlink since the walk cannot redirect
+/// the read, and the root's own path is not resolved again for every file. Where
+/// `openat2` is unavailable, or for a path longer than `PATH_MAX`, [`hash_file`] opens it
+/// through [`at`] (only the last component is then guarded against symlinks).
+pub fn hash(root: &Root, rel: &[u8], size_hint: u64) -> io::Result<Hashed> {
+    if rel.len() < CHUNK && OPENAT2.load(Ordering::Relaxed) {
+        let how = OpenHow::new()
+            .flags(hash::OPEN_FLAGS)
+            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
+        match openat2(&root.fd, rel, how) {
+            Ok(fd) => return hash::hash_open(File::from(fd), size_hint),
+            // Some component (the file itself, or a directory swapped in since the walk)
+            // is a symlink: not the regular file that was sealed.
+            Err(Errno::ELOOP) => return Ok(Hashed::NotRegular),
+            // A kernel before 5.6, or a seccomp profile that refuses the call.
+            Err(Errno::ENOSYS | Errno::EPERM) => OPENAT2.store(false, Ordering::Relaxed),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    at(&root.path, rel, |path| hash_file(path, size_hint))
+}
+
+/// Whether `openat2` is usable here; cleared on the first refusal.
+static OPENAT2: AtomicBool = AtomicBool::new(true);
+
+/// A tree root: its path, and a handle that files are opened beneath.
+#[derive(Debug)]
+pub struct Root {
+    /// The root as given (the context; followed if it is a symlink).
+    pub path: PathBuf,
+    fd: OwnedFd,
+}
+
+impl Root {
+    /// Opens the root directory.
+    pub fn open(path: &Path) -> Result<Root> {
+        check_root(path)?;
+        let fd = openat(
+            AT_FDCWD,
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io("open", path, e.into()))?;
+        Ok(Root {
+            path: path.to_path_buf(),
+            fd,
+        })
+    }
 }
 
 /// The kind of whatever is at `root/rel` now, without following a symlink there.
@@ -445,6 +495,24 @@ mod tests {
     }
 
     #[test]
+    fn a_directory_swapped_for_a_symlink_cannot_redirect_the_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        std::fs::create_dir_all(root.join("copy")).unwrap();
+        std::fs::write(root.join("a/f"), b"same").unwrap();
+        std::fs::write(root.join("copy/f"), b"same").unwrap();
+        let handle = Root::open(root).unwrap();
+        assert!(matches!(
+            hash(&handle, b"a/f", 4).unwrap(),
+            Hashed::File { .. }
+        ));
+        std::fs::remove_dir_all(root.join("a")).unwrap();
+        std::os::unix::fs::symlink("copy", root.join("a")).unwrap();
+        assert_eq!(hash(&handle, b"a/f", 4).unwrap(), Hashed::NotRegular);
+    }
+
+    #[test]
     fn paths_longer_than_path_max_are_walked_and_hashed() {
         let t = tempfile::tempdir().unwrap();
         let leaf = deep(t.path(), &"d".repeat(100), 60);
@@ -454,7 +522,7 @@ mod tests {
         assert_eq!(found[60].path, leaf);
         assert_eq!((found[60].kind, found[60].size), (Kind::File, 4));
         assert_eq!(
-            hash(t.path(), &leaf, 4).unwrap(),
+            hash(&Root::open(t.path()).unwrap(), &leaf, 4).unwrap(),
             Hashed::File {
                 hash: *blake3::hash(b"deep").as_bytes(),
                 size: 4

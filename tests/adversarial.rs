@@ -690,11 +690,12 @@ fn leaf_dir(root: &Path, leaf: &[u8]) -> OwnedFd {
 fn library_manifest(root: &Path) -> Manifest {
     let rules = Rules::default();
     let found = treeseal::walk::walk(root, &treeseal::lock::matcher(&rules).unwrap()).unwrap();
+    let handle = treeseal::walk::Root::open(root).unwrap();
     let entries = found
         .into_iter()
         .map(|f| {
             let node = match f.kind {
-                Kind::File => match treeseal::walk::hash(root, &f.path, f.size).unwrap() {
+                Kind::File => match treeseal::walk::hash(&handle, &f.path, f.size).unwrap() {
                     treeseal::hash::Hashed::File { hash, size } => Node::File { size, hash },
                     other => panic!("{other:?}"),
                 },
