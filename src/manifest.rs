@@ -151,7 +151,7 @@ impl Manifest {
             let packed = Packed {
                 shared: shared as u32,
                 suffix: &e.path[shared..],
-                mode: e.mode,
+                mode: e.mode ^ usual_mode(e.node.kind()),
                 node,
             };
             body = postcard::to_extend(&packed, body).expect("writing to a Vec cannot fail");
@@ -238,6 +238,18 @@ impl Manifest {
             let _ = std::fs::remove_file(&tmp);
             Error::io("write manifest", path, e)
         })
+    }
+}
+
+/// The mode most entries of a kind have. Entries store their mode XORed with it, so the
+/// common case is 0: a one-byte varint instead of two (about 1 byte per entry, 2% of a
+/// typical manifest).
+fn usual_mode(kind: Kind) -> u32 {
+    match kind {
+        Kind::File => 0o644,
+        Kind::Dir => 0o755,
+        Kind::Symlink => 0o777,
+        _ => 0,
     }
 }
 
@@ -366,11 +378,8 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
         if node == Node::Dir {
             dirs.push(path.len());
         }
-        entries.push(Entry {
-            path,
-            mode: packed.mode,
-            node,
-        });
+        let mode = packed.mode ^ usual_mode(node.kind());
+        entries.push(Entry { path, mode, node });
     }
     if !rest.is_empty() {
         return Err(format!(
