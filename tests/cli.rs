@@ -528,3 +528,105 @@ fn version_names_the_source_commit() {
         r.stdout
     );
 }
+
+/// The paths `show --json` lists for the manifest at `path`.
+fn listed(path: &std::path::Path) -> Vec<String> {
+    let r = ts(["show".as_ref(), path.as_os_str(), "--json".as_ref()]);
+    r.code(0);
+    r.stdout
+        .lines()
+        .map(|l| l.split('"').nth(3).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn dockerignore_rules_are_dockers_not_gitignores() {
+    let t = Tree::new();
+    t.file(
+        ".dockerignore",
+        "# a comment, only in column 0\n \
+         #x\n\
+         \x20 node_modules  \n\
+         build/\n\
+         **/*.pyc\n\
+         !keep.pyc\n\
+         /secret.txt\n\
+         docs/**\n\
+         vendor\n\
+         !vendor/keep/me.txt\n\
+         ./tmp/../cache\n",
+    )
+    .file("app.py", "")
+    .file("secret.txt", "")
+    .file("a/secret.txt", "")
+    .file("node_modules/x.js", "")
+    .file("build", "a file named build")
+    .file("src/build/out.o", "")
+    .file("src/m.pyc", "")
+    .file("keep.pyc", "")
+    .file("docs/a.md", "")
+    .file("docs/sub/b.md", "")
+    .file("vendor/lib.js", "")
+    .file("vendor/keep/me.txt", "")
+    .file("#x", "")
+    .file("cache/c", "");
+    lock(t.path());
+    assert_eq!(
+        listed(&t.at(".treeseal")),
+        [
+            ".dockerignore",
+            "a",            // `secret.txt` patterns are anchored at the root:
+            "a/secret.txt", // a/secret.txt stays
+            "app.py",
+            "docs",     // docs/** leaves an empty docs/
+            "keep.pyc", // the last matching pattern wins
+            "src",
+            "src/build", // `build/` is anchored too, and its `/` is not "dirs only":
+            "src/build/out.o",
+            "vendor",      // an exception re-includes below an excluded directory,
+            "vendor/keep", // whose parents come back with it
+            "vendor/keep/me.txt",
+        ]
+    );
+
+    // Another ignore file replaces the root one; --exclude adds rules; --no-dockerignore.
+    let other = t.path().join("../Dockerfile.dockerignore");
+    fs::write(&other, "*\n!app.py\n").unwrap();
+    let out = t.path().join("../other.seal");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "lock".as_ref(),
+            t.path().as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ];
+        args.extend(extra.iter().map(|s| std::ffi::OsStr::new(*s)));
+        ts(args).code(0);
+        listed(&out)
+    };
+    assert_eq!(
+        run(&["--dockerignore", other.to_str().unwrap()]),
+        ["app.py"]
+    );
+    assert_eq!(
+        run(&[
+            "--no-dockerignore",
+            "--exclude",
+            "**",
+            "--exclude",
+            "!keep.pyc"
+        ]),
+        ["keep.pyc"]
+    );
+    fs::remove_file(&other).unwrap();
+    fs::remove_file(&out).unwrap();
+
+    // Verify applies the recorded rules: excluded paths are neither hashed nor reported.
+    t.file("node_modules/new.js", "x").file("docs/c.md", "x");
+    verify(t.path(), &[]).code(0);
+    t.file("vendor/keep/me.txt", "changed");
+    assert_eq!(
+        verify(t.path(), &[]).code(1).line(),
+        "treeseal: content differs: vendor/keep/me.txt (size 0 -> 7 bytes)"
+    );
+}
