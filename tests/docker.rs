@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The number of `#[test]` functions below: the last one to end removes the shared images.
-const TESTS: usize = 7;
+const TESTS: usize = 8;
 static TESTS_LEFT: AtomicUsize = AtomicUsize::new(TESTS);
 
 /// Name prefix of everything this run creates.
@@ -1132,4 +1132,62 @@ fn check_image_passes_good_image_and_fails_stale_image() {
     assert!(out.starts_with("check-image: FAILED:"), "{out}");
     assert!(out.contains("digest mismatch"), "{out}");
     assert!(out.contains(&f.old_sha), "{out}");
+}
+
+/// Issue 6: the gate works inside the limits people give containers — half a CPU and
+/// 32 MiB of memory — on a 40,000-file tree, and still refuses a wrong digest there.
+#[test]
+fn forty_thousand_files_under_half_a_cpu_and_32_mib() {
+    let scope = Scope::test("limits");
+    if !ready("forty_thousand_files_under_half_a_cpu_and_32_mib") {
+        return;
+    }
+    let f = fixture();
+    let context = scope.dir("limits");
+    let app = context.join("app");
+    for i in 0..40_000u32 {
+        let dir = app.join(format!("pkg{:03}/sub{}", i % 400, i % 7));
+        if i < 2800 {
+            fs::create_dir_all(&dir).unwrap();
+        }
+        let len = 200 + (i as usize * 7919) % 3000;
+        let body: Vec<u8> = (0..len).map(|j| (i as usize + j * 31) as u8).collect();
+        fs::write(dir.join(format!("m{i}.py")), body).unwrap();
+    }
+    let digest = lock(&app, &[]);
+    fs::write(
+        context.join("Dockerfile"),
+        "ARG TREESEAL_IMAGE\nARG BASE_IMAGE\n\
+         FROM ${TREESEAL_IMAGE} AS treeseal\nFROM ${BASE_IMAGE} AS busybox\n\
+         FROM scratch\n\
+         ENTRYPOINT [\"/usr/local/bin/treeseal\", \"run\", \"--\"]\n\
+         CMD [\"/bin/busybox\", \"echo\", \"app started\"]\n\
+         COPY --from=treeseal /usr/local/bin/treeseal /usr/local/bin/treeseal\n\
+         COPY --from=busybox /bin/busybox /bin/busybox\n\
+         COPY app /app\n\
+         ARG TREESEAL_DIGEST\nENV TREESEAL_DIGEST=${TREESEAL_DIGEST}\n",
+    )
+    .unwrap();
+    let image = scope.tag("limits");
+    let args = [
+        ("TREESEAL_IMAGE", f.treeseal_image.as_str()),
+        ("BASE_IMAGE", f.base_image.as_str()),
+        ("TREESEAL_DIGEST", digest.as_str()),
+    ];
+    scope.build_ok(&context, &image, &args, None);
+
+    let limits = ["--cpus", "0.5", "--memory", "32m"];
+    let (code, stdout, stderr) = run_to_exit(&scope, "limits-ok", &limits, &image);
+    eprintln!("40k files, 0.5 CPU, 32 MiB: exit {code}: {}", stderr.trim());
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(stdout.trim(), "app started");
+    assert!(stderr.contains("(40000 files, "), "{stderr}");
+
+    let mut refused = limits.to_vec();
+    let other = format!("TREESEAL_DIGEST={}", f.app_digest);
+    refused.extend(["-e", &other]);
+    let (code, stdout, stderr) = run_to_exit(&scope, "limits-stale", &refused, &image);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("different source tree"), "{stderr}");
+    assert!(!stdout.contains("app started"), "{stdout}");
 }
