@@ -1209,10 +1209,7 @@ fn verify_with(t: &Tree, bytes: &[u8], extra: &[&str]) -> Run {
 
 /// Puts a valid header (real body length and checksum) in front of a body.
 fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
-    let body_len = (bytes.len() - HEADER_LEN) as u64;
-    bytes[24..32].copy_from_slice(&body_len.to_le_bytes());
-    let sum = *blake3::hash(&bytes[HEADER_LEN..]).as_bytes();
-    bytes[32..64].copy_from_slice(&sum);
+    treeseal::manifest::reseal(&mut bytes);
     bytes
 }
 
