@@ -27,11 +27,11 @@
 //! read, the error reported is the one first in path order, whatever the thread count.
 
 use std::ffi::OsStr;
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -325,7 +325,7 @@ impl Root {
 /// The kind of whatever is at `root/rel` now, without following a symlink there.
 pub fn kind_now(root: &Path, rel: &[u8]) -> io::Result<Kind> {
     at(root, rel, |path| {
-        Ok(kind_of(&std::fs::symlink_metadata(path)?))
+        Ok(kind_of_mode(std::fs::symlink_metadata(path)?.mode()))
     })
 }
 
@@ -440,24 +440,6 @@ fn kind_of_mode(mode: u32) -> Kind {
         SFlag::S_IFIFO => Kind::Fifo,
         SFlag::S_IFSOCK => Kind::Socket,
         _ => Kind::Device,
-    }
-}
-
-/// The kind of a file from its (not followed) metadata.
-pub fn kind_of(meta: &Metadata) -> Kind {
-    let t = meta.file_type();
-    if t.is_file() {
-        Kind::File
-    } else if t.is_dir() {
-        Kind::Dir
-    } else if t.is_symlink() {
-        Kind::Symlink
-    } else if t.is_fifo() {
-        Kind::Fifo
-    } else if t.is_socket() {
-        Kind::Socket
-    } else {
-        Kind::Device
     }
 }
 
