@@ -23,9 +23,8 @@
 //! | `TREESEAL_LOG` | `text` (default) or `json` |
 //! | `TREESEAL_QUIET` | `1`: no line on success |
 
-use std::ffi::OsString;
 use std::io::Write;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -505,18 +504,9 @@ fn save_state(config: &Config, checked: &Checked) -> std::result::Result<(), Str
     let bytes = state.encode();
     let mut last_error = String::from("no candidate directory");
     for path in config.state_paths() {
-        let tmp = {
-            let mut name = path.clone().into_os_string().into_vec();
-            name.extend_from_slice(format!(".tmp.{}", std::process::id()).as_bytes());
-            PathBuf::from(OsString::from_vec(name))
-        };
-        let attempt = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
-        match attempt {
+        match crate::manifest::write_atomic(&path, &bytes, false) {
             Ok(()) => return Ok(()),
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                last_error = format!("{}: {e}", escape(path.as_os_str().as_bytes()));
-            }
+            Err(e) => last_error = format!("{}: {e}", escape(path.as_os_str().as_bytes())),
         }
     }
     Err(last_error)

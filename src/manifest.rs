@@ -218,27 +218,33 @@ impl Manifest {
         decode(&bytes).map_err(corrupt)
     }
 
-    /// Writes the manifest to `path` atomically (a temporary file in the same directory,
-    /// then a rename), so a reader never sees half a manifest.
+    /// Writes the manifest to `path` atomically and durably (a temporary file, synced, then a rename), so a
+    /// reader never sees half a manifest.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&self.encode())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io("write manifest", path, e)
-        })
+        write_atomic(path, &self.encode(), true).map_err(|e| Error::io("write manifest", path, e))
     }
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it (`NAME.tmp.PID`), then
+/// a rename, so a reader sees the old file or the new one, never half of one. With
+/// `durable`, the data reaches the disk before the rename (the manifest); the healthcheck
+/// snapshot, which is rebuilt at every start, skips that cost at start-up.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if durable {
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// The mode most entries of a kind have. Entries store their mode XORed with it, so the
