@@ -218,8 +218,8 @@ impl Manifest {
         decode(&bytes).map_err(corrupt)
     }
 
-    /// Writes the manifest to `path` atomically and durably (a temporary file, synced, then a rename), so a
-    /// reader never sees half a manifest.
+    /// Writes the manifest to `path` atomically and durably (a temporary file, synced, then
+    /// a rename), so a reader never sees half a manifest.
     pub fn save(&self, path: &Path) -> Result<()> {
         write_atomic(path, &self.encode(), true).map_err(|e| Error::io("write manifest", path, e))
     }

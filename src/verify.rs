@@ -190,6 +190,15 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
 
     // Merge the two sorted lists. `seq` numbers every comparison in path order.
     let mut diffs: Vec<(usize, Difference)> = Vec::new();
+    let mut note = |seq, path: &[u8], what| {
+        diffs.push((
+            seq,
+            Difference {
+                path: path.to_vec(),
+                what,
+            },
+        ))
+    };
     let mut jobs: Vec<Job> = Vec::new();
     let (mut i, mut j, mut seq) = (0, 0, 0);
     while i < expected.len() || j < found.len() {
@@ -203,23 +212,16 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
             Ordering::Less => {
                 let e = &expected[i];
                 let below = count_below(&expected[i + 1..], &e.path, |x| &x.path);
-                diffs.push((seq, missing(e, below)));
+                let kind = e.node.kind();
+                note(seq, &e.path, What::Missing { kind, below });
                 i += 1 + below;
             }
             Ordering::Greater => {
                 let f = &found[j];
                 let below = count_below(&found[j + 1..], &f.path, |x| &x.path);
                 if !allowed_extra(options, f) {
-                    diffs.push((
-                        seq,
-                        Difference {
-                            path: f.path.clone(),
-                            what: What::Extra {
-                                kind: f.kind,
-                                below,
-                            },
-                        },
-                    ));
+                    let kind = f.kind;
+                    note(seq, &f.path, What::Extra { kind, below });
                 }
                 j += 1 + below;
             }
@@ -227,42 +229,29 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                 let (e, f) = (&expected[i], &found[j]);
                 i += 1;
                 j += 1;
-                if e.node.kind() != f.kind {
+                let expected_kind = e.node.kind();
+                if expected_kind != f.kind {
                     // Whatever was below either side is covered by this difference.
                     i += count_below(&expected[i..], &e.path, |x| &x.path);
                     j += count_below(&found[j..], &f.path, |x| &x.path);
-                    diffs.push((
-                        seq,
-                        Difference {
-                            path: e.path.clone(),
-                            what: What::Type {
-                                expected: e.node.kind(),
-                                found: f.kind,
-                            },
-                        },
-                    ));
+                    let what = What::Type {
+                        expected: expected_kind,
+                        found: f.kind,
+                    };
+                    note(seq, &e.path, what);
                     continue;
                 }
                 if let Some(what) = mode_difference(policy, e, f) {
-                    diffs.push((
-                        seq,
-                        Difference {
-                            path: e.path.clone(),
-                            what,
-                        },
-                    ));
+                    note(seq, &e.path, what);
                 }
                 match &e.node {
-                    Node::File { size, .. } if *size != f.size => diffs.push((
-                        seq,
-                        Difference {
-                            path: e.path.clone(),
-                            what: What::Content {
-                                expected_size: *size,
-                                found_size: f.size,
-                            },
-                        },
-                    )),
+                    Node::File { size, .. } if *size != f.size => {
+                        let what = What::Content {
+                            expected_size: *size,
+                            found_size: f.size,
+                        };
+                        note(seq, &e.path, what);
+                    }
                     Node::File { size, .. } => jobs.push(Job {
                         seq,
                         index: (i - 1) as u32,
@@ -270,16 +259,13 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                         size: *size,
                         stamp: f.stamp,
                     }),
-                    Node::Symlink { target } if *target != f.target => diffs.push((
-                        seq,
-                        Difference {
-                            path: e.path.clone(),
-                            what: What::Target {
-                                expected: target.clone(),
-                                found: f.target.clone(),
-                            },
-                        },
-                    )),
+                    Node::Symlink { target } if *target != f.target => {
+                        let what = What::Target {
+                            expected: target.clone(),
+                            found: f.target.clone(),
+                        };
+                        note(seq, &e.path, what);
+                    }
                     _ => {}
                 }
             }
@@ -397,16 +383,6 @@ fn trusted(snapshot: &[(u32, Stamp)], job: &Job) -> bool {
     snapshot
         .binary_search_by_key(&job.index, |(i, _)| *i)
         .is_ok_and(|at| snapshot[at].1 == job.stamp)
-}
-
-fn missing(e: &Entry, below: usize) -> Difference {
-    Difference {
-        path: e.path.clone(),
-        what: What::Missing {
-            kind: e.node.kind(),
-            below,
-        },
-    }
 }
 
 /// How many items at the start of `rest` lie below `dir` (all of them are contiguous in
