@@ -18,11 +18,7 @@ use crate::verify::{self, Options};
 
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let threads = crate::gate::thread_count(cli.threads)?;
-    // The global pool can only be built once; a second build is harmless to ignore.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build_global();
+    crate::pool::configure(crate::gate::thread_count(cli.threads)?);
     match cli.command {
         Command::Lock(args) => lock_cmd(args),
         Command::Digest(args) => {

@@ -145,6 +145,7 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
     };
     let mut hasher = blake3::Hasher::new();
     if len >= SPLIT_THRESHOLD {
+        crate::pool::ensure();
         hasher.update_rayon(&map);
     } else {
         hasher.update(&map);

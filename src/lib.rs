@@ -35,6 +35,7 @@ pub mod hash;
 pub mod ignore;
 pub mod lock;
 pub mod manifest;
+pub mod pool;
 pub mod tree;
 pub mod verify;
 pub mod walk;

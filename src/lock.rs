@@ -33,29 +33,32 @@ pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
 /// Turns walked objects into entries, hashing the regular files in parallel.
 pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
     let root_dir = walk::Root::open(root)?;
-    found
-        .into_par_iter()
-        .map(|f| {
-            let node = match f.kind {
-                Kind::File => {
-                    // Through the walker, so paths longer than PATH_MAX work too.
-                    let abs = || walk::join(root, &f.path);
-                    match walk::hash(&root_dir, &f.path, f.size)
-                        .map_err(|e| Error::io("read", &abs(), e))?
-                    {
-                        Hashed::File { hash, size } => Node::File { size, hash },
-                        Hashed::NotRegular => return Err(Error::Unstable(abs())),
-                    }
+    let seal_one = |f: Found| {
+        let node = match f.kind {
+            Kind::File => {
+                // Through the walker, so paths longer than PATH_MAX work too.
+                let abs = || walk::join(root, &f.path);
+                match walk::hash(&root_dir, &f.path, f.size)
+                    .map_err(|e| Error::io("read", &abs(), e))?
+                {
+                    Hashed::File { hash, size } => Node::File { size, hash },
+                    Hashed::NotRegular => return Err(Error::Unstable(abs())),
                 }
-                Kind::Dir => Node::Dir,
-                Kind::Symlink => Node::Symlink { target: f.target },
-                other => Node::Special(other),
-            };
-            Ok(Entry {
-                path: f.path,
-                mode: f.mode,
-                node,
-            })
+            }
+            Kind::Dir => Node::Dir,
+            Kind::Symlink => Node::Symlink { target: f.target },
+            other => Node::Special(other),
+        };
+        Ok(Entry {
+            path: f.path,
+            mode: f.mode,
+            node,
         })
-        .collect()
+    };
+    let files = found.iter().filter(|f| f.kind == Kind::File);
+    let bytes = files.clone().map(|f| f.size).sum();
+    match crate::pool::worth_it(files.count(), bytes) {
+        true => found.into_par_iter().map(seal_one).collect(),
+        false => found.into_iter().map(seal_one).collect(),
+    }
 }

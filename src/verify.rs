@@ -284,50 +284,53 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     // Only failures are collected; successes are counted. (One outcome per file would
     // cost ~100 bytes per file: 15 MB on a 150k-file tree.)
     let (hashed, bytes, trusted_files) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
-    let failures: Vec<(usize, Result<Difference>)> = jobs
-        .par_iter()
-        .filter_map(|job| {
-            if !options.all && job.seq > first.load(AtomicOrdering::Relaxed) {
-                return None;
-            }
-            if trusted(&options.trusted, job) {
-                trusted_files.fetch_add(1, AtomicOrdering::Relaxed);
-                return None;
-            }
-            hashed.fetch_add(1, AtomicOrdering::Relaxed);
-            let what = match walk::hash(&root_dir, &job.entry.path, job.size) {
-                Ok(Hashed::File { hash, size }) => match &job.entry.node {
-                    Node::File {
-                        hash: want,
-                        size: want_size,
-                    } if *want == hash && *want_size == size => {
-                        bytes.fetch_add(size, AtomicOrdering::Relaxed);
-                        return None;
-                    }
-                    _ => Ok(What::Content {
-                        expected_size: job.size,
-                        found_size: size,
-                    }),
-                },
-                Ok(Hashed::NotRegular) => Ok(What::Type {
-                    expected: Kind::File,
-                    // Whatever replaced it; if even that cannot be looked at, it is
-                    // still not the file that was sealed.
-                    found: walk::kind_now(root, &job.entry.path).unwrap_or(Kind::File),
+    let check = |job: &Job| {
+        if !options.all && job.seq > first.load(AtomicOrdering::Relaxed) {
+            return None;
+        }
+        if trusted(&options.trusted, job) {
+            trusted_files.fetch_add(1, AtomicOrdering::Relaxed);
+            return None;
+        }
+        hashed.fetch_add(1, AtomicOrdering::Relaxed);
+        let what = match walk::hash(&root_dir, &job.entry.path, job.size) {
+            Ok(Hashed::File { hash, size }) => match &job.entry.node {
+                Node::File {
+                    hash: want,
+                    size: want_size,
+                } if *want == hash && *want_size == size => {
+                    bytes.fetch_add(size, AtomicOrdering::Relaxed);
+                    return None;
+                }
+                _ => Ok(What::Content {
+                    expected_size: job.size,
+                    found_size: size,
                 }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(What::Missing {
-                    kind: Kind::File,
-                    below: 0,
-                }),
-                Err(e) => Err(Error::io("read", &walk::join(root, &job.entry.path), e)),
-            };
-            if !options.all {
-                first.fetch_min(job.seq, AtomicOrdering::Relaxed);
-            }
-            let path = job.entry.path.clone();
-            Some((job.seq, what.map(|what| Difference { path, what })))
-        })
-        .collect();
+            },
+            Ok(Hashed::NotRegular) => Ok(What::Type {
+                expected: Kind::File,
+                // Whatever replaced it; if even that cannot be looked at, it is
+                // still not the file that was sealed.
+                found: walk::kind_now(root, &job.entry.path).unwrap_or(Kind::File),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(What::Missing {
+                kind: Kind::File,
+                below: 0,
+            }),
+            Err(e) => Err(Error::io("read", &walk::join(root, &job.entry.path), e)),
+        };
+        if !options.all {
+            first.fetch_min(job.seq, AtomicOrdering::Relaxed);
+        }
+        let path = job.entry.path.clone();
+        Some((job.seq, what.map(|what| Difference { path, what })))
+    };
+    let bytes_to_hash = jobs.iter().map(|j| j.size).sum();
+    let failures: Vec<(usize, Result<Difference>)> =
+        match crate::pool::worth_it(jobs.len(), bytes_to_hash) {
+            true => jobs.par_iter().filter_map(check).collect(),
+            false => jobs.iter().filter_map(check).collect(),
+        };
 
     let mut report = Report {
         entries: expected.len(),

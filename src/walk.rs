@@ -101,10 +101,16 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Vec<Found>> {
     let mut level: Vec<(usize, Vec<u8>, DirState)> = vec![(0, Vec::new(), matcher.root_state())];
     let mut errors: Vec<(Vec<u8>, Error)> = Vec::new();
     while !level.is_empty() {
-        let listed: Vec<_> = level
-            .par_iter()
-            .map(|(_, rel, state)| list(root, rel, state, matcher))
-            .collect();
+        let list_one =
+            |(_, rel, state): &(usize, Vec<u8>, DirState)| list(root, rel, state, matcher);
+        // The root level has one directory: listing it needs no worker threads.
+        let listed: Vec<_> = match level.len() {
+            1 => level.iter().map(list_one).collect(),
+            _ => {
+                crate::pool::ensure();
+                level.par_iter().map(list_one).collect()
+            }
+        };
         let mut next = Vec::new();
         for ((index, _, _), listing) in level.into_iter().zip(listed) {
             match listing {
