@@ -21,7 +21,9 @@ pub fn matcher(rules: &Rules) -> Result<Matcher> {
 
 /// Walks and hashes `root` under `rules`, returning the manifest of what is there now.
 pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
-    let found = walk::walk(root, &matcher(&rules)?)?;
+    let walk = walk::walk(root, &matcher(&rules)?)?;
+    let mut found = Vec::with_capacity(walk.len_bound());
+    found.extend(walk);
     let entries = seal(root, found)?;
     Ok(Manifest {
         rules,

@@ -140,6 +140,14 @@ impl Node {
             Node::Special(kind) => *kind,
         }
     }
+
+    /// The size of a file; 0 for everything else.
+    pub fn size(&self) -> u64 {
+        match self {
+            Node::File { size, .. } => *size,
+            _ => 0,
+        }
+    }
 }
 
 /// One object of the tree.

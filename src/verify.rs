@@ -171,24 +171,30 @@ impl Report {
     }
 }
 
-/// A comparison that needs hashing: sequence number, manifest entry, expected data.
-struct Job<'a> {
-    seq: usize,
+/// A comparison that needs hashing: the manifest entry's index, and the file's stamp.
+struct Job {
     index: u32,
-    entry: &'a Entry,
-    size: u64,
     stamp: Stamp,
+}
+
+/// Where a comparison lies in path order: differences are reported in this order, and
+/// fail-fast skips every job after the first difference. Manifest entry `i` is at `2i + 1`;
+/// an extra path that sorts just before entry `i` is at `2i` (several extras in a row share
+/// it, and keep their path order through the stable sort of the report).
+fn position(index: usize) -> usize {
+    2 * index + 1
 }
 
 /// Verifies the tree at `root` against `manifest`.
 pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Report> {
     let matcher = crate::lock::matcher(&manifest.rules)?;
-    let found = walk::walk(root, &matcher)?;
+    // Consumed as it is merged: the walk's objects are never all held at once.
+    let mut found = walk::walk(root, &matcher)?.peekable();
     let root_dir = walk::Root::open(root)?;
     let policy = manifest.rules.modes;
     let expected = &manifest.entries;
 
-    // Merge the two sorted lists. `seq` numbers every comparison in path order.
+    // Merge the two sorted lists.
     let mut diffs: Vec<(usize, Difference)> = Vec::new();
     let mut note = |seq, path: &[u8], what| {
         diffs.push((
@@ -200,40 +206,38 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         ))
     };
     let mut jobs: Vec<Job> = Vec::new();
-    let (mut i, mut j, mut seq) = (0, 0, 0);
-    while i < expected.len() || j < found.len() {
-        seq += 1;
-        let order = match (expected.get(i), found.get(j)) {
+    let mut i = 0;
+    loop {
+        let order = match (expected.get(i), found.peek()) {
             (Some(e), Some(f)) => path_order(&e.path, &f.path),
             (Some(_), None) => Ordering::Less,
-            _ => Ordering::Greater,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => break,
         };
         match order {
             Ordering::Less => {
                 let e = &expected[i];
                 let below = count_below(&expected[i + 1..], &e.path, |x| &x.path);
                 let kind = e.node.kind();
-                note(seq, &e.path, What::Missing { kind, below });
+                note(position(i), &e.path, What::Missing { kind, below });
                 i += 1 + below;
             }
             Ordering::Greater => {
-                let f = &found[j];
-                let below = count_below(&found[j + 1..], &f.path, |x| &x.path);
-                if !allowed_extra(options, f) {
+                let f = found.next().expect("peeked");
+                let below = skip_below(&mut found, &f.path);
+                if !allowed_extra(options, &f) {
                     let kind = f.kind;
-                    note(seq, &f.path, What::Extra { kind, below });
+                    note(position(i) - 1, &f.path, What::Extra { kind, below });
                 }
-                j += 1 + below;
             }
             Ordering::Equal => {
-                let (e, f) = (&expected[i], &found[j]);
+                let (seq, e, f) = (position(i), &expected[i], found.next().expect("peeked"));
                 i += 1;
-                j += 1;
                 let expected_kind = e.node.kind();
                 if expected_kind != f.kind {
                     // Whatever was below either side is covered by this difference.
                     i += count_below(&expected[i..], &e.path, |x| &x.path);
-                    j += count_below(&found[j..], &f.path, |x| &x.path);
+                    skip_below(&mut found, &f.path);
                     let what = What::Type {
                         expected: expected_kind,
                         found: f.kind,
@@ -241,7 +245,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                     note(seq, &e.path, what);
                     continue;
                 }
-                if let Some(what) = mode_difference(policy, e, f) {
+                if let Some(what) = mode_difference(policy, e, &f) {
                     note(seq, &e.path, what);
                 }
                 match &e.node {
@@ -252,17 +256,14 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                         };
                         note(seq, &e.path, what);
                     }
-                    Node::File { size, .. } => jobs.push(Job {
-                        seq,
+                    Node::File { .. } => jobs.push(Job {
                         index: (i - 1) as u32,
-                        entry: e,
-                        size: *size,
                         stamp: f.stamp,
                     }),
                     Node::Symlink { target } if *target != f.target => {
                         let what = What::Target {
                             expected: target.clone(),
-                            found: f.target.clone(),
+                            found: f.target,
                         };
                         note(seq, &e.path, what);
                     }
@@ -271,9 +272,6 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
             }
         }
     }
-
-    // The jobs carry what hashing needs; the walk's list can go before the heavy part.
-    drop(found);
 
     // Hash in parallel. `first` is the earliest position of a difference or error so far;
     // unless all differences are wanted, jobs after it are skipped.
@@ -285,7 +283,8 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     // cost ~100 bytes per file: 15 MB on a 150k-file tree.)
     let (hashed, bytes, trusted_files) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
     let check = |job: &Job| {
-        if !options.all && job.seq > first.load(AtomicOrdering::Relaxed) {
+        let (seq, entry) = (position(job.index as usize), &expected[job.index as usize]);
+        if !options.all && seq > first.load(AtomicOrdering::Relaxed) {
             return None;
         }
         if trusted(&options.trusted, job) {
@@ -293,8 +292,8 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
             return None;
         }
         hashed.fetch_add(1, AtomicOrdering::Relaxed);
-        let what = match walk::hash(&root_dir, &job.entry.path, job.size) {
-            Ok(Hashed::File { hash, size }) => match &job.entry.node {
+        let what = match walk::hash(&root_dir, &entry.path, entry.node.size()) {
+            Ok(Hashed::File { hash, size }) => match &entry.node {
                 Node::File {
                     hash: want,
                     size: want_size,
@@ -303,7 +302,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                     return None;
                 }
                 _ => Ok(What::Content {
-                    expected_size: job.size,
+                    expected_size: entry.node.size(),
                     found_size: size,
                 }),
             },
@@ -311,21 +310,24 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                 expected: Kind::File,
                 // Whatever replaced it; if even that cannot be looked at, it is
                 // still not the file that was sealed.
-                found: walk::kind_now(root, &job.entry.path).unwrap_or(Kind::File),
+                found: walk::kind_now(root, &entry.path).unwrap_or(Kind::File),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(What::Missing {
                 kind: Kind::File,
                 below: 0,
             }),
-            Err(e) => Err(Error::io("read", &walk::join(root, &job.entry.path), e)),
+            Err(e) => Err(Error::io("read", &walk::join(root, &entry.path), e)),
         };
         if !options.all {
-            first.fetch_min(job.seq, AtomicOrdering::Relaxed);
+            first.fetch_min(seq, AtomicOrdering::Relaxed);
         }
-        let path = job.entry.path.clone();
-        Some((job.seq, what.map(|what| Difference { path, what })))
+        let path = entry.path.clone();
+        Some((seq, what.map(|what| Difference { path, what })))
     };
-    let bytes_to_hash = jobs.iter().map(|j| j.size).sum();
+    let bytes_to_hash = jobs
+        .iter()
+        .map(|j| expected[j.index as usize].node.size())
+        .sum();
     let failures: Vec<(usize, Result<Difference>)> =
         match crate::pool::worth_it(jobs.len(), bytes_to_hash) {
             true => jobs.par_iter().filter_map(check).collect(),
@@ -368,13 +370,14 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     if !options.all {
         hashed_diffs.retain(|d| d.0 == first_seq);
     }
-    report.complete = options.all || jobs.iter().all(|j| j.seq <= first_seq);
+    report.complete = options.all || jobs.iter().all(|j| position(j.index as usize) <= first_seq);
     diffs.extend(hashed_diffs);
     // A stable sort keeps a mode difference before a content difference at the same path.
     diffs.sort_by_key(|d| d.0);
     report.differences = diffs.into_iter().map(|(_, d)| d).collect();
     if report.differences.is_empty() {
-        report.stamps = jobs.iter().map(|j| (j.index, j.stamp)).collect();
+        // Collected in place: the jobs' memory becomes the snapshot.
+        report.stamps = jobs.into_iter().map(|j| (j.index, j.stamp)).collect();
     }
     Ok(report)
 }
@@ -388,15 +391,24 @@ fn trusted(snapshot: &[(u32, Stamp)], job: &Job) -> bool {
         .is_ok_and(|at| snapshot[at].1 == job.stamp)
 }
 
+/// Takes every object below `dir` off the front of the walk (all of them come right after
+/// it, in path order) and returns how many there were.
+fn skip_below(found: &mut std::iter::Peekable<walk::Walk>, dir: &[u8]) -> usize {
+    let mut n = 0;
+    while found.next_if(|f| is_below(&f.path, dir)).is_some() {
+        n += 1;
+    }
+    n
+}
+
+fn is_below(path: &[u8], dir: &[u8]) -> bool {
+    path.len() > dir.len() && path[dir.len()] == b'/' && path.starts_with(dir)
+}
+
 /// How many items at the start of `rest` lie below `dir` (all of them are contiguous in
 /// path order, right after it).
 pub fn count_below<T>(rest: &[T], dir: &[u8], path: impl Fn(&T) -> &[u8]) -> usize {
-    rest.iter()
-        .take_while(|x| {
-            let p = path(x);
-            p.len() > dir.len() && p[dir.len()] == b'/' && p.starts_with(dir)
-        })
-        .count()
+    rest.iter().take_while(|x| is_below(path(x), dir)).count()
 }
 
 fn mode_difference(policy: ModePolicy, e: &Entry, f: &Found) -> Option<What> {

@@ -92,14 +92,20 @@ pub struct Found {
 ///
 /// The root itself is followed if it is a symlink (it is the context), but nothing below
 /// it is. The file named [`DEFAULT_NAME`] at the root is never part of the tree.
-pub fn walk(root: &Path, matcher: &Matcher) -> Result<Vec<Found>> {
+///
+/// Every directory is listed before this returns (so an unreadable directory anywhere is
+/// an error here, never half-way through the iteration); the returned [`Walk`] then hands
+/// out the objects in path order, freeing each directory's listing as it goes, so a
+/// caller that consumes it as it goes never holds the tree twice.
+pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
     check_root(root)?;
     // Every directory listed so far, by index; the root is 0. A directory's `Slot::Dir`
     // children point at their own listing. Listing happens level by level (all the
     // directories of one depth in parallel), so nothing recurses.
-    let mut listings: Vec<Option<Vec<Slot>>> = vec![None];
+    let mut listings: Vec<Vec<Slot>> = vec![Vec::new()];
     let mut level: Vec<(usize, Vec<u8>, DirState)> = vec![(0, Vec::new(), matcher.root_state())];
     let mut errors: Vec<(Vec<u8>, Error)> = Vec::new();
+    let mut len = 0;
     while !level.is_empty() {
         let list_one =
             |(_, rel, state): &(usize, Vec<u8>, DirState)| list(root, rel, state, matcher);
@@ -116,19 +122,15 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Vec<Found>> {
             match listing {
                 Ok(mut slots) => {
                     for slot in &mut slots {
-                        if let Slot::Dir {
-                            found,
-                            state,
-                            listing,
-                            ..
-                        } = slot
-                        {
-                            *listing = listings.len();
-                            listings.push(None);
-                            next.push((*listing, found.path.clone(), std::mem::take(state)));
+                        if let Slot::Dir(dir) = slot {
+                            dir.listing = listings.len();
+                            listings.push(Vec::new());
+                            let state = std::mem::take(&mut dir.state);
+                            next.push((dir.listing, dir.found.path.clone(), state));
                         }
                     }
-                    listings[index] = Some(slots);
+                    len += slots.len();
+                    listings[index] = slots;
                 }
                 Err(e) => errors.push(e),
             }
@@ -144,46 +146,70 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Vec<Found>> {
     // every directory after everything below it.
     let mut nonempty = vec![false; listings.len()];
     for index in (0..listings.len()).rev() {
-        nonempty[index] = listings[index]
-            .as_deref()
-            .unwrap_or_default()
-            .iter()
-            .any(|slot| match slot {
-                Slot::Leaf(_) => true,
-                Slot::Dir {
-                    include, listing, ..
-                } => *include || nonempty[*listing],
-            });
+        nonempty[index] = listings[index].iter().any(|slot| match slot {
+            Slot::Leaf(_) => true,
+            Slot::Dir(dir) => dir.include || nonempty[dir.listing],
+        });
     }
+    let root_listing = std::mem::take(&mut listings[0]);
+    Ok(Walk {
+        listings,
+        nonempty,
+        stack: vec![root_listing.into_iter()],
+        len,
+    })
+}
 
-    // Stitch the listings together depth first, in path order, with an explicit stack.
-    // Sized up front: growing by doubling would hold up to twice the tree at the peak.
-    let mut out = Vec::with_capacity(listings.iter().flatten().map(Vec::len).sum());
-    let root_listing = listings[0].take().unwrap_or_default();
-    let mut stack = vec![root_listing.into_iter()];
-    while let Some(top) = stack.last_mut() {
-        match top.next() {
-            None => {
-                stack.pop();
-            }
-            Some(Slot::Leaf(found)) => out.push(found),
-            Some(Slot::Dir {
-                found,
-                include,
-                listing,
-                ..
-            }) => {
-                // A directory that is only walked for possible exceptions is part of the
-                // tree only when something below it is.
-                if include || nonempty[listing] {
-                    out.push(found);
-                    let below = listings[listing].take().unwrap_or_default();
-                    stack.push(below.into_iter());
+/// The objects of a walked tree, in path order (see [`walk()`]).
+///
+/// The directory listings are stitched together depth first with an explicit stack; each
+/// listing is freed once its last object has been handed out.
+pub struct Walk {
+    listings: Vec<Vec<Slot>>,
+    nonempty: Vec<bool>,
+    stack: Vec<std::vec::IntoIter<Slot>>,
+    len: usize,
+}
+
+impl Walk {
+    /// At most this many objects remain: the exact count, less the directories walked
+    /// only for exceptions that turn out to hold nothing of the tree.
+    pub fn len_bound(&self) -> usize {
+        self.len
+    }
+}
+
+impl Iterator for Walk {
+    type Item = Found;
+
+    fn next(&mut self) -> Option<Found> {
+        while let Some(top) = self.stack.last_mut() {
+            match top.next() {
+                None => {
+                    self.stack.pop();
+                }
+                Some(Slot::Leaf(found)) => {
+                    self.len -= 1;
+                    return Some(found);
+                }
+                Some(Slot::Dir(dir)) => {
+                    self.len -= 1;
+                    // A directory that is only walked for possible exceptions is part of
+                    // the tree only when something below it is.
+                    if dir.include || self.nonempty[dir.listing] {
+                        let below = std::mem::take(&mut self.listings[dir.listing]);
+                        self.stack.push(below.into_iter());
+                        return Some(dir.found);
+                    }
                 }
             }
         }
+        None
     }
-    Ok(out)
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.len))
+    }
 }
 
 /// Checks that `root` is an existing directory.
@@ -339,14 +365,19 @@ pub fn kind_now(root: &Path, rel: &[u8]) -> io::Result<Kind> {
 enum Slot {
     /// A non-directory that is part of the tree.
     Leaf(Found),
-    /// A directory to walk into; `include` says whether it is part of the tree itself, or
-    /// only if something below it is. `listing` is the index of its own listing.
-    Dir {
-        found: Found,
-        state: DirState,
-        include: bool,
-        listing: usize,
-    },
+    /// A directory to walk into (boxed: directories are few, and a slot is then no larger
+    /// than a [`Found`]).
+    Dir(Box<DirSlot>),
+}
+static_assertions::const_assert_eq!(size_of::<Slot>(), size_of::<Found>());
+
+/// A directory to walk into; `include` says whether it is part of the tree itself, or only
+/// if something below it is. `listing` is the index of its own listing.
+struct DirSlot {
+    found: Found,
+    state: DirState,
+    include: bool,
+    listing: usize,
 }
 
 /// Lists one directory: its names in byte order, each stat'ed (not followed) and decided.
@@ -416,18 +447,18 @@ fn list(
             stamp: Stamp::of(&st),
         };
         slots.push(match (decision, kind) {
-            (Decision::Include(state), Kind::Dir) => Slot::Dir {
+            (Decision::Include(state), Kind::Dir) => Slot::Dir(Box::new(DirSlot {
                 found,
                 state,
                 include: true,
                 listing: 0,
-            },
-            (Decision::Descend(state), Kind::Dir) => Slot::Dir {
+            })),
+            (Decision::Descend(state), Kind::Dir) => Slot::Dir(Box::new(DirSlot {
                 found,
                 state,
                 include: false,
                 listing: 0,
-            },
+            })),
             (Decision::Include(_), _) => Slot::Leaf(found),
             // Only directories can be walked into; a non-directory that is excluded
             // itself is not part of the tree.
@@ -505,7 +536,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let leaf = deep(t.path(), &"d".repeat(100), 60);
         assert!(join(t.path(), &leaf).as_os_str().len() > 6000);
-        let found = walk(t.path(), &Matcher::new(&[]).unwrap()).unwrap();
+        let found: Vec<_> = walk(t.path(), &Matcher::new(&[]).unwrap())
+            .unwrap()
+            .collect();
         assert_eq!(found.len(), 61);
         assert_eq!(found[60].path, leaf);
         assert_eq!((found[60].kind, found[60].size), (Kind::File, 4));
@@ -525,13 +558,15 @@ mod tests {
     fn thousands_of_levels_do_not_overflow_the_stack() {
         let t = tempfile::tempdir().unwrap();
         let leaf = deep(t.path(), "d", 2500);
-        let found = walk(t.path(), &Matcher::new(&[]).unwrap()).unwrap();
+        let found: Vec<_> = walk(t.path(), &Matcher::new(&[]).unwrap())
+            .unwrap()
+            .collect();
         assert_eq!(found.len(), 2501);
         assert_eq!(found.last().unwrap().path, leaf);
         // An exception deep down: the excluded directories are walked into, and kept only
         // because something below them is.
         let rule = format!("!{}", String::from_utf8_lossy(&leaf));
         let m = Matcher::new(&["d".to_string(), rule]).unwrap();
-        assert_eq!(walk(t.path(), &m).unwrap().len(), 2501);
+        assert_eq!(walk(t.path(), &m).unwrap().count(), 2501);
     }
 }
