@@ -48,11 +48,13 @@ pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
                 }
             }
             Kind::Dir => Node::Dir,
-            Kind::Symlink => Node::Symlink { target: f.target },
+            Kind::Symlink => Node::Symlink {
+                target: f.target.into_vec(),
+            },
             other => Node::Special(other),
         };
         Ok(Entry {
-            path: f.path,
+            path: f.path.into_vec(),
             mode: f.mode,
             node,
         })

@@ -260,10 +260,10 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                         index: (i - 1) as u32,
                         stamp: f.stamp,
                     }),
-                    Node::Symlink { target } if *target != f.target => {
+                    Node::Symlink { target } if **target != *f.target => {
                         let what = What::Target {
                             expected: target.clone(),
-                            found: f.target,
+                            found: f.target.into_vec(),
                         };
                         note(seq, &e.path, what);
                     }

@@ -75,7 +75,7 @@ impl Stamp {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
     /// Relative to the root, `/`-separated, raw bytes.
-    pub path: Vec<u8>,
+    pub path: Box<[u8]>,
     /// What it is.
     pub kind: Kind,
     /// Permission bits (`0o7777`).
@@ -83,7 +83,7 @@ pub struct Found {
     /// Size in bytes for regular files, 0 otherwise.
     pub size: u64,
     /// Symlink target; empty for other kinds.
-    pub target: Vec<u8>,
+    pub target: Box<[u8]>,
     /// Change-detection metadata.
     pub stamp: Stamp,
 }
@@ -126,7 +126,7 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
                             dir.listing = listings.len();
                             listings.push(Vec::new());
                             let state = std::mem::take(&mut dir.state);
-                            next.push((dir.listing, dir.found.path.clone(), state));
+                            next.push((dir.listing, dir.found.path.to_vec(), state));
                         }
                     }
                     len += slots.len();
@@ -431,11 +431,12 @@ fn list(
             readlinkat(&dir, name.as_slice())
                 .map_err(|e| fail(&path, "read symlink", e.into()))?
                 .into_vec()
+                .into_boxed_slice()
         } else {
-            Vec::new()
+            Box::default()
         };
         let found = Found {
-            path,
+            path: path.into_boxed_slice(),
             kind,
             mode: st.st_mode & 0o7777,
             size: if kind == Kind::File {
@@ -540,7 +541,7 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(found.len(), 61);
-        assert_eq!(found[60].path, leaf);
+        assert_eq!(*found[60].path, *leaf);
         assert_eq!((found[60].kind, found[60].size), (Kind::File, 4));
         assert_eq!(
             hash(&Root::open(t.path()).unwrap(), &leaf, 4).unwrap(),
@@ -562,7 +563,7 @@ mod tests {
             .unwrap()
             .collect();
         assert_eq!(found.len(), 2501);
-        assert_eq!(found.last().unwrap().path, leaf);
+        assert_eq!(*found.last().unwrap().path, *leaf);
         // An exception deep down: the excluded directories are walked into, and kept only
         // because something below them is.
         let rule = format!("!{}", String::from_utf8_lossy(&leaf));

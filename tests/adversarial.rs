@@ -700,11 +700,13 @@ fn library_manifest(root: &Path) -> Manifest {
                     other => panic!("{other:?}"),
                 },
                 Kind::Dir => Node::Dir,
-                Kind::Symlink => Node::Symlink { target: f.target },
+                Kind::Symlink => Node::Symlink {
+                    target: f.target.into_vec(),
+                },
                 other => Node::Special(other),
             };
             Entry {
-                path: f.path,
+                path: f.path.into_vec(),
                 mode: f.mode,
                 node,
             }
