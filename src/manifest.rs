@@ -5,12 +5,14 @@
 //! ```text
 //! header  64 bytes, fixed layout (RawHeader): magic "TREESEAL", format version, flags,
 //!         reserved, entry count, body length, blake3 of the body
-//! body    postcard: Meta { rules, origin }, then `entry count` × Packed entries
+//! body    postcard: Meta { rules, origin }, then `entry count` entries, each
+//!         (shared, suffix, head) and, by kind, (size, hash) or a symlink target
 //! ```
 //!
 //! Entries are stored in [path order](crate::tree::path_order) with their path
-//! prefix-compressed against the previous entry's path, so a typical source file costs its
-//! file name, a few varint bytes and its 32-byte hash.
+//! prefix-compressed against the previous entry's path, and the kind and mode packed into
+//! one varint (`head`), so a typical source file costs its file name, five or six varint
+//! bytes and its 32-byte hash.
 //!
 //! [`decode`] takes bytes, never a path, and treats them as hostile: every length is
 //! bounded by the bytes that are actually there, every entry is validated (relative path,
@@ -32,7 +34,7 @@ pub const MAGIC: [u8; 8] = *b"TREESEAL";
 
 /// The format version this build writes and reads. Changing the layout of the header or
 /// the body is a format break and must bump it.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// The file name `lock` writes at the root of the tree by default. It is never part of
 /// the tree it describes: the walker skips this name at the root.
@@ -63,9 +65,9 @@ const_assert_eq!(offset_of!(RawHeader, entries), 16);
 const_assert_eq!(offset_of!(RawHeader, body_len), 24);
 const_assert_eq!(offset_of!(RawHeader, body_blake3), 32);
 
-/// The smallest encoding of one entry (shared, suffix length, one suffix byte, mode, tag);
+/// The smallest encoding of one entry (shared, suffix length, one suffix byte, head);
 /// bounds the entry count a body of a given length can claim.
-const MIN_ENTRY_LEN: usize = 5;
+const MIN_ENTRY_LEN: usize = 4;
 
 /// Where and when a manifest was made. Informational: not part of the digest, so locking
 /// the same tree twice gives the same digest.
@@ -96,26 +98,15 @@ struct Meta {
     origin: Origin,
 }
 
-/// One entry as stored: the path is `previous_path[..shared] + suffix`.
-#[derive(Serialize, Deserialize)]
-struct Packed<'a> {
-    shared: u32,
-    #[serde(borrow)]
-    suffix: &'a [u8],
-    mode: u32,
-    #[serde(borrow)]
-    node: PackedNode<'a>,
-}
-
-#[derive(Serialize, Deserialize)]
-enum PackedNode<'a> {
-    File { size: u64, hash: Hash },
-    Dir,
-    Symlink(&'a [u8]),
-    Fifo,
-    Socket,
-    Device,
-}
+/// The kind tags in the low [`TAG_BITS`] bits of an entry's `head`; the bits above hold
+/// its mode XORed with [`usual_mode`] of its kind, so a typical entry's head is one byte.
+const TAG_BITS: u32 = 3;
+const TAG_FILE: u32 = 0;
+const TAG_DIR: u32 = 1;
+const TAG_SYMLINK: u32 = 2;
+const TAG_FIFO: u32 = 3;
+const TAG_SOCKET: u32 = 4;
+const TAG_DEVICE: u32 = 5;
 
 impl Manifest {
     /// The root digest of the tree this manifest describes.
@@ -126,35 +117,31 @@ impl Manifest {
     /// Encodes the manifest into its file format.
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(64 + self.entries.len() * 48);
-        body = postcard::to_extend(
+        body = append(
+            body,
             &Meta {
                 rules: self.rules.clone(),
                 origin: self.origin.clone(),
             },
-            body,
-        )
-        .expect("writing to a Vec cannot fail");
+        );
         let mut prev: &[u8] = &[];
         for e in &self.entries {
             let shared = common_prefix(prev, &e.path);
-            let node = match &e.node {
-                Node::File { size, hash } => PackedNode::File {
-                    size: *size,
-                    hash: *hash,
-                },
-                Node::Dir => PackedNode::Dir,
-                Node::Symlink { target } => PackedNode::Symlink(target),
-                Node::Special(Kind::Fifo) => PackedNode::Fifo,
-                Node::Special(Kind::Socket) => PackedNode::Socket,
-                Node::Special(_) => PackedNode::Device,
+            let tag = match &e.node {
+                Node::File { .. } => TAG_FILE,
+                Node::Dir => TAG_DIR,
+                Node::Symlink { .. } => TAG_SYMLINK,
+                Node::Special(Kind::Fifo) => TAG_FIFO,
+                Node::Special(Kind::Socket) => TAG_SOCKET,
+                Node::Special(_) => TAG_DEVICE,
             };
-            let packed = Packed {
-                shared: shared as u32,
-                suffix: &e.path[shared..],
-                mode: e.mode ^ usual_mode(e.node.kind()),
-                node,
+            let head = (e.mode ^ usual_mode(e.node.kind())) << TAG_BITS | tag;
+            body = append(body, &(shared as u32, &e.path[shared..], head));
+            body = match &e.node {
+                Node::File { size, hash } => append(body, &(size, hash)),
+                Node::Symlink { target } => append(body, &target.as_slice()),
+                _ => body,
             };
-            body = postcard::to_extend(&packed, body).expect("writing to a Vec cannot fail");
             prev = &e.path;
         }
         let mut out = Vec::with_capacity(HEADER_LEN + body.len());
@@ -273,6 +260,11 @@ pub fn reseal(bytes: &mut [u8]) {
         .copy_from_slice(blake3::hash(body).as_bytes());
 }
 
+/// Appends the postcard encoding of `value` to `body`.
+fn append<T: Serialize + ?Sized>(body: Vec<u8>, value: &T) -> Vec<u8> {
+    postcard::to_extend(value, body).expect("writing to a Vec cannot fail")
+}
+
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
@@ -302,7 +294,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
         return Err(if version > FORMAT_VERSION {
             format!("format version {version} is newer than this treeseal reads ({FORMAT_VERSION}); use a newer treeseal")
         } else {
-            format!("unknown format version {version}")
+            format!("format version {version} is older than this treeseal reads ({FORMAT_VERSION}); lock the tree again")
         });
     }
     let flags = le_u16(&header[offset_of!(RawHeader, flags)..][..2]);
@@ -342,20 +334,21 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
     let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
     let mut dirs: Vec<usize> = Vec::new(); // lengths of the open ancestor directory paths
     for index in 0..count {
-        let (packed, tail): (Packed, _) = postcard::take_from_bytes(rest)
-            .map_err(|e| format!("entry {index}: cannot decode: {e}"))?;
+        let cannot = |e: postcard::Error| format!("entry {index}: cannot decode: {e}");
+        let ((shared, suffix, head), tail): ((u32, &[u8], u32), _) =
+            postcard::take_from_bytes(rest).map_err(cannot)?;
         rest = tail;
         let prev: &[u8] = entries.last().map_or(&[], |e| &e.path);
-        let shared = packed.shared as usize;
+        let shared = shared as usize;
         if shared > prev.len() {
             return Err(format!(
                 "entry {index}: shares {shared} bytes with a {}-byte path",
                 prev.len()
             ));
         }
-        let mut path = Vec::with_capacity(shared + packed.suffix.len());
+        let mut path = Vec::with_capacity(shared + suffix.len());
         path.extend_from_slice(&prev[..shared]);
-        path.extend_from_slice(packed.suffix);
+        path.extend_from_slice(suffix);
         let at = |why: &str| format!("entry {index} ({}): {why}", crate::escape::escape(&path));
         check_path(&path).map_err(at)?;
         if !entries.is_empty() && tree::path_order(prev, &path).is_ge() {
@@ -372,18 +365,24 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
         if dirs.last().copied().unwrap_or(0) != parent_len {
             return Err(at("its parent directory is not listed"));
         }
-        if packed.mode > 0o7777 {
+        let xmode = head >> TAG_BITS;
+        if xmode > 0o7777 {
             return Err(at("mode has bits outside 0o7777"));
         }
-        let node = match packed.node {
-            PackedNode::File { size, hash } => {
+        let node = match head & ((1 << TAG_BITS) - 1) {
+            TAG_FILE => {
+                let ((size, hash), tail): ((u64, Hash), _) =
+                    postcard::take_from_bytes(rest).map_err(cannot)?;
+                rest = tail;
                 if size > i64::MAX as u64 {
                     return Err(at("impossible file size"));
                 }
                 Node::File { size, hash }
             }
-            PackedNode::Dir => Node::Dir,
-            PackedNode::Symlink(target) => {
+            TAG_DIR => Node::Dir,
+            TAG_SYMLINK => {
+                let (target, tail): (&[u8], _) = postcard::take_from_bytes(rest).map_err(cannot)?;
+                rest = tail;
                 if target.is_empty() || target.contains(&0) {
                     return Err(at("empty symlink target or NUL byte in it"));
                 }
@@ -391,14 +390,15 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
                     target: target.to_vec(),
                 }
             }
-            PackedNode::Fifo => Node::Special(Kind::Fifo),
-            PackedNode::Socket => Node::Special(Kind::Socket),
-            PackedNode::Device => Node::Special(Kind::Device),
+            TAG_FIFO => Node::Special(Kind::Fifo),
+            TAG_SOCKET => Node::Special(Kind::Socket),
+            TAG_DEVICE => Node::Special(Kind::Device),
+            tag => return Err(at(&format!("unknown kind tag {tag}"))),
         };
         if node == Node::Dir {
             dirs.push(path.len());
         }
-        let mode = packed.mode ^ usual_mode(node.kind());
+        let mode = xmode ^ usual_mode(node.kind());
         entries.push(Entry { path, mode, node });
     }
     if !rest.is_empty() {
@@ -585,10 +585,42 @@ mod tests {
     }
 
     #[test]
+    fn rejects_unknown_kind_tags_and_mode_bits() {
+        // One directory with its usual mode: its head, the body's last byte, is its tag.
+        let dir = Entry {
+            path: b"a".to_vec(),
+            mode: 0o755,
+            node: Node::Dir,
+        };
+        let good = Manifest {
+            entries: vec![dir],
+            ..sample()
+        }
+        .encode();
+        assert_eq!(good.last(), Some(&(TAG_DIR as u8)));
+        let with_head = |head: &[u8]| {
+            let mut b = good[..good.len() - 1].to_vec();
+            b.extend_from_slice(head);
+            reseal(&mut b);
+            decode(&b)
+        };
+        assert!(with_head(&[TAG_DIR as u8]).is_ok());
+        for tag in [6u8, 7] {
+            let err = with_head(&[tag]).unwrap_err();
+            assert!(err.contains(&format!("unknown kind tag {tag}")), "{err}");
+        }
+        // Mode 0o10000 (one bit too many) on a directory: 0o10000 << 3 | 1 as a varint.
+        let err = with_head(&[0x81, 0x80, 0x02]).unwrap_err();
+        assert!(err.contains("mode has bits outside"), "{err}");
+    }
+
+    #[test]
     fn rejects_unknown_versions_and_impossible_counts() {
         let mut b = sample().encode();
         b[8] = 9;
         assert!(decode(&b).unwrap_err().contains("newer"));
+        b[8] = 1;
+        assert!(decode(&b).unwrap_err().contains("lock the tree again"));
         let mut b = sample().encode();
         b[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(decode(&b).unwrap_err().contains("more than"));

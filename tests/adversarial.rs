@@ -1219,7 +1219,7 @@ fn reseal(mut bytes: Vec<u8>) -> Vec<u8> {
 fn with_body(count: u64, body: &[u8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(HEADER_LEN + body.len());
     b.extend_from_slice(b"TREESEAL");
-    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&treeseal::manifest::FORMAT_VERSION.to_le_bytes());
     b.extend_from_slice(&[0; 6]);
     b.extend_from_slice(&count.to_le_bytes());
     b.extend_from_slice(&[0; 40]);
@@ -1253,7 +1253,8 @@ fn every_truncation_flip_and_bad_header_is_one_line_and_exit_2() {
         (0usize, &b"treeseal"[..], "lowercase magic"),
         (0, b"\x7fELF\x02\x01\x01\0", "an ELF header"),
         (8, &0u16.to_le_bytes(), "version 0"),
-        (8, &2u16.to_le_bytes(), "version 2"),
+        (8, &1u16.to_le_bytes(), "version 1"),
+        (8, &3u16.to_le_bytes(), "version 3"),
         (8, &u16::MAX.to_le_bytes(), "version 65535"),
         (10, &1u16.to_le_bytes(), "a flag"),
         (12, &[0, 0, 0, 1], "reserved bytes"),
@@ -1269,8 +1270,11 @@ fn every_truncation_flip_and_bad_header_is_one_line_and_exit_2() {
         let r = verify_with(&t, bytes, &[]);
         let line = cannot_check(&r);
         assert!(line.contains("is corrupt: "), "{what}: {line}");
-        if what.starts_with("version 2") || what.starts_with("version 65535") {
+        if what.starts_with("version 3") || what.starts_with("version 65535") {
             assert!(line.contains("is newer than this treeseal reads"), "{line}");
+        }
+        if what.starts_with("version 1") {
+            assert!(line.contains("older than this treeseal reads"), "{line}");
         }
     }
     eprintln!(
