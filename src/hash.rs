@@ -28,8 +28,10 @@ use crate::tree::Hash;
 
 /// Files at least this large are memory-mapped instead of read into a buffer.
 /// Below it, one `read` into a warm reused buffer is cheaper than setting up and tearing
-/// down a mapping (mmap + page faults + munmap).
-pub const MMAP_THRESHOLD: u64 = 256 * 1024;
+/// down a mapping (mmap + page faults + munmap). Measured on the 40k-file python tree,
+/// 2 cores, warm cache, 25 runs each, both orders: 1 MiB 439-462 ms, 512 KiB 490 ms,
+/// 256 KiB 461-500 ms; mapping everything from 8 MiB on, 600 ms; never, 650 ms.
+pub const MMAP_THRESHOLD: u64 = 1024 * 1024;
 
 /// Files at least this large are hashed with several threads (blake3's rayon support).
 pub const SPLIT_THRESHOLD: u64 = 8 * 1024 * 1024;
