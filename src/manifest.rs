@@ -350,8 +350,13 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
         path.extend_from_slice(&prev[..shared]);
         path.extend_from_slice(suffix);
         let at = |why: &str| format!("entry {index} ({}): {why}", crate::escape::escape(&path));
-        check_path(&path).map_err(at)?;
-        if !entries.is_empty() && tree::path_order(prev, &path).is_ge() {
+        // Whole components shared with the previous path were checked with it.
+        let from = prev[..shared]
+            .iter()
+            .rposition(|&c| c == b'/')
+            .map_or(0, |i| i + 1);
+        check_path(&path, from).map_err(at)?;
+        if !entries.is_empty() && tree::path_order(&prev[shared..], &path[shared..]).is_ge() {
             return Err(at("out of order or duplicate"));
         }
         while let Some(&len) = dirs.last() {
@@ -420,17 +425,20 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
 }
 
 /// Checks one manifest path: relative, non-empty components, no `.`/`..`, no NUL.
-fn check_path(path: &[u8]) -> std::result::Result<(), &'static str> {
+/// Checks `path[from..]`, where `path[..from]` is whole components already checked (`from`
+/// is 0 or just after a `/`).
+fn check_path(path: &[u8], from: usize) -> std::result::Result<(), &'static str> {
     if path.is_empty() {
         return Err("empty path");
     }
-    if path.contains(&0) {
+    let tail = &path[from..];
+    if tail.contains(&0) {
         return Err("NUL byte in path");
     }
-    if path[0] == b'/' {
+    if from == 0 && path[0] == b'/' {
         return Err("absolute path");
     }
-    for component in path.split(|&c| c == b'/') {
+    for component in tail.split(|&c| c == b'/') {
         match component {
             b"" => return Err("empty path component"),
             b"." | b".." => return Err("`.` or `..` component"),
@@ -569,6 +577,19 @@ mod tests {
             (
                 vec![e(b"l", Node::Symlink { target: vec![] })],
                 "symlink target",
+            ),
+            // The bad component starts inside the part shared with the previous path.
+            (
+                vec![e(b"a", Node::Dir), e(b"a/b", Node::Dir), e(b"a/b/..", f())],
+                "`.` or `..`",
+            ),
+            (
+                vec![e(b"a", Node::Dir), e(b"a/bc", Node::Dir), e(b"a/b\0", f())],
+                "NUL",
+            ),
+            (
+                vec![e(b"a", Node::Dir), e(b"a/", f())],
+                "empty path component",
             ),
         ] {
             let err = with_entries(entries).unwrap_err();

@@ -167,7 +167,11 @@ pub struct Entry {
 /// with `/` ranked below every other byte.
 pub fn path_order(a: &[u8], b: &[u8]) -> Ordering {
     let rank = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
-    a.iter().map(|&c| rank(c)).cmp(b.iter().map(|&c| rank(c)))
+    // The first differing byte decides; with none, the shorter path comes first.
+    match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => rank(a[i]).cmp(&rank(b[i])),
+        None => a.len().cmp(&b.len()),
+    }
 }
 
 /// Domain separation for the root digest; changing it changes every digest.
@@ -176,37 +180,65 @@ const DIGEST_DOMAIN: &[u8] = b"treeseal tree digest v1\0";
 /// The root digest of a tree: blake3 over the canonical description of `rules` and
 /// `entries` (which must be in [`path_order`]). See `docs/FORMAT.md`.
 pub fn digest(rules: &Rules, entries: &[Entry]) -> Hash {
-    let mut h = blake3::Hasher::new();
-    h.update(DIGEST_DOMAIN);
-    h.update(&[match rules.modes {
+    let mut h = Feed::default();
+    h.put(DIGEST_DOMAIN);
+    h.put(&[match rules.modes {
         ModePolicy::Exec => 0,
         ModePolicy::Full => 1,
     }]);
-    h.update(&(rules.patterns.len() as u64).to_le_bytes());
+    h.put(&(rules.patterns.len() as u64).to_le_bytes());
     for p in &rules.patterns {
-        put_bytes(&mut h, p.as_bytes());
+        h.put_bytes(p.as_bytes());
     }
-    h.update(&(entries.len() as u64).to_le_bytes());
+    h.put(&(entries.len() as u64).to_le_bytes());
     for e in entries {
         let kind = e.node.kind();
-        put_bytes(&mut h, &e.path);
-        h.update(&[kind.code()]);
-        h.update(&rules.modes.effective(kind, e.mode).to_le_bytes());
+        h.put_bytes(&e.path);
+        h.put(&[kind.code()]);
+        h.put(&rules.modes.effective(kind, e.mode).to_le_bytes());
         match &e.node {
             Node::File { size, hash } => {
-                h.update(&size.to_le_bytes());
-                h.update(hash);
+                h.put(&size.to_le_bytes());
+                h.put(hash);
             }
-            Node::Symlink { target } => put_bytes(&mut h, target),
+            Node::Symlink { target } => h.put_bytes(target),
             Node::Dir | Node::Special(_) => {}
         }
     }
-    *h.finalize().as_bytes()
+    h.finish()
 }
 
-fn put_bytes(h: &mut blake3::Hasher, bytes: &[u8]) {
-    h.update(&(bytes.len() as u64).to_le_bytes());
-    h.update(bytes);
+/// Feeds the digest's many small fields to blake3 in 64 KiB pieces. The hash is the same
+/// however the input is split, but blake3 only hashes several chunks at once with SIMD
+/// when it is given several at once: field by field, the digest of a 44k-entry manifest
+/// took 9 ms, about a third of loading it.
+#[derive(Default)]
+struct Feed {
+    hasher: blake3::Hasher,
+    buf: Vec<u8>,
+}
+
+impl Feed {
+    const PIECE: usize = 64 * 1024;
+
+    fn put(&mut self, bytes: &[u8]) {
+        if self.buf.len() + bytes.len() > Self::PIECE {
+            self.hasher.update(&self.buf);
+            self.buf.clear();
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// A length-prefixed byte string.
+    fn put_bytes(&mut self, bytes: &[u8]) {
+        self.put(&(bytes.len() as u64).to_le_bytes());
+        self.put(bytes);
+    }
+
+    fn finish(mut self) -> Hash {
+        self.hasher.update(&self.buf);
+        *self.hasher.finalize().as_bytes()
+    }
 }
 
 /// Formats a digest the way treeseal prints and parses it: `blake3:<64 lowercase hex>`.
@@ -242,6 +274,31 @@ mod tests {
         paths.sort_by(|a, b| path_order(a, b));
         let want: Vec<&[u8]> = vec![b"a", b"a/b", b"a/b/c", b"a-b", b"a.txt", b"b"];
         assert_eq!(paths, want);
+    }
+
+    #[test]
+    fn path_order_is_bytes_with_the_slash_ranked_lowest() {
+        // The definition, checked on every string of up to 3 bytes over an alphabet with
+        // the bytes around '/' and the extremes.
+        let rank = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
+        let alphabet = [0u8, b'.', b'/', b'0', b'a', 0xff];
+        let mut all: Vec<Vec<u8>> = vec![vec![]];
+        for len in 1..=3 {
+            let start = all.len() - alphabet.len().pow(len - 1);
+            for i in start..all.len() {
+                for &c in &alphabet {
+                    let mut p = all[i].clone();
+                    p.push(c);
+                    all.push(p);
+                }
+            }
+        }
+        for a in &all {
+            for b in &all {
+                let want = a.iter().map(|&c| rank(c)).cmp(b.iter().map(|&c| rank(c)));
+                assert_eq!(path_order(a, b), want, "{a:?} {b:?}");
+            }
+        }
     }
 
     #[test]
