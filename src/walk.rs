@@ -110,7 +110,8 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
     while !level.is_empty() {
         let list_one =
             |(_, rel, state): &(usize, Vec<u8>, DirState)| list(root, rel, state, matcher);
-        // The root level has one directory: listing it needs no worker threads.
+        // A level of one directory (the root's, or a chain of lone subdirectories) is
+        // listed on the calling thread: no worker threads for a small tree.
         let listed: Vec<_> = match level.len() {
             1 => level.iter().map(list_one).collect(),
             _ => {
