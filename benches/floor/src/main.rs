@@ -1,4 +1,4 @@
-//! `floor [--threads N] [--mode read|mmap|auto] DIR...`
+//! `floor [--threads N] [--mode read|mmap|auto|stat] DIR...`
 //!
 //! The I/O floor for treeseal's benchmarks: walk DIR (not following symlinks) and bring
 //! every byte of every regular file through the CPU with N threads, without hashing.
@@ -6,6 +6,8 @@
 //! * `read`: `read(2)` into one reused 1 MiB buffer per thread (what `cat` does).
 //! * `mmap`: map each non-empty file and fold it 8 bytes at a time (no copy).
 //! * `auto` (default): like treeseal, `read` below 1 MiB and `mmap` from 1 MiB on.
+//! * `stat`: read nothing; `lstat` every entry (directories, files, symlinks, others). The
+//!   metadata floor: what any check that looks at every entry's metadata costs at least.
 //!
 //! Prints `files bytes fold` on stdout; the fold only keeps the work observable.
 
@@ -20,6 +22,7 @@ enum Mode {
     Read,
     Mmap,
     Auto,
+    Stat,
 }
 
 const BIG: u64 = 1 << 20;
@@ -52,6 +55,7 @@ fn read_file(path: &PathBuf, len: u64, mode: Mode, buf: &mut [u8]) -> std::io::R
         Mode::Read => false,
         Mode::Mmap => len > 0,
         Mode::Auto => len >= BIG,
+        Mode::Stat => unreachable!("stat mode reads nothing"),
     };
     if use_mmap {
         // SAFETY: benchmark input is not modified while it is read.
@@ -93,6 +97,9 @@ fn worker(q: &Queue, mode: Mode) -> (u64, u64, u64) {
             return (files, bytes, acc);
         };
         if is_dir {
+            if mode == Mode::Stat {
+                let _ = std::fs::symlink_metadata(&path);
+            }
             let mut found = Vec::new();
             match std::fs::read_dir(&path) {
                 Ok(rd) => {
@@ -100,7 +107,7 @@ fn worker(q: &Queue, mode: Mode) -> (u64, u64, u64) {
                         if let Ok(t) = e.file_type() {
                             if t.is_dir() {
                                 found.push((e.path(), true));
-                            } else if t.is_file() {
+                            } else if t.is_file() || mode == Mode::Stat {
                                 found.push((e.path(), false));
                             }
                         }
@@ -115,7 +122,11 @@ fn worker(q: &Queue, mode: Mode) -> (u64, u64, u64) {
             q.cv.notify_all();
         } else {
             let len = std::fs::symlink_metadata(&path).map(|m| m.len()).unwrap_or(0);
-            match read_file(&path, len, mode, &mut buf) {
+            let done = match mode {
+                Mode::Stat => Ok((0, len)),
+                _ => read_file(&path, len, mode, &mut buf),
+            };
+            match done {
                 Ok((n, a)) => {
                     files += 1;
                     bytes += n;
@@ -147,18 +158,19 @@ fn main() {
                     Some("read") => Mode::Read,
                     Some("mmap") => Mode::Mmap,
                     Some("auto") => Mode::Auto,
-                    _ => panic!("--mode read|mmap|auto"),
+                    Some("stat") => Mode::Stat,
+                    _ => panic!("--mode read|mmap|auto|stat"),
                 }
             }
             "-h" | "--help" => {
-                println!("usage: floor [--threads N] [--mode read|mmap|auto] DIR...");
+                println!("usage: floor [--threads N] [--mode read|mmap|auto|stat] DIR...");
                 return;
             }
             _ => dirs.push((PathBuf::from(a), true)),
         }
     }
     if dirs.is_empty() {
-        eprintln!("usage: floor [--threads N] [--mode read|mmap|auto] DIR...");
+        eprintln!("usage: floor [--threads N] [--mode read|mmap|auto|stat] DIR...");
         std::process::exit(2);
     }
     let q = Queue {
