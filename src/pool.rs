@@ -14,9 +14,10 @@ use std::sync::Once;
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 static BUILT: Once = Once::new();
 
-/// Hashing work below both of these runs on the calling thread. With them, a 10-file
-/// tree's `run` starts no thread; a tree of a few hundred small files is hashed in about a
-/// millisecond on one core, less than waking the workers would save.
+/// Hashing work below both of these runs on the calling thread, so a 10-file tree's
+/// `run` starts no thread. Measured with 2 cores (`verify`, 4 KB files): 64 files take
+/// 1.6 ms either way; 255 files take 3.6 ms on one thread and 3.3 ms with the pool, for
+/// 0.9 ms more CPU. Around here the pool starts to pay.
 const SEQUENTIAL_FILES: usize = 256;
 const SEQUENTIAL_BYTES: u64 = 1 << 20;
 
