@@ -235,6 +235,14 @@ fn a_snapshot_trusts_exactly_the_unchanged_files() {
         r.differences[0].to_string(),
         "content differs: README (same size)"
     );
+
+    // A stamp recorded for another entry vouches for nothing.
+    let shifted = Options {
+        trusted: first.stamps.iter().map(|&(i, s)| (i + 1, s)).collect(),
+        ..Options::default()
+    };
+    let r = verify(t.path(), &manifest, &shifted).unwrap();
+    assert_eq!(r.files_trusted, 0);
 }
 
 #[test]
