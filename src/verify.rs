@@ -163,7 +163,8 @@ pub struct Report {
     pub files_trusted: u64,
     /// For every regular file hashed and found equal: (manifest entry index, its metadata
     /// stamp), sorted by index — the snapshot a later cheap check compares against. Files
-    /// trusted from [`Options::trusted`] are not repeated here.
+    /// trusted from [`Options::trusted`] are not repeated here, nor are files whose times
+    /// are out of range for a stamp (they are hashed every time).
     pub stamps: Vec<(u32, Stamp)>,
 }
 
@@ -174,10 +175,11 @@ impl Report {
     }
 }
 
-/// A comparison that needs hashing: the manifest entry's index, and the file's stamp.
+/// A comparison that needs hashing: the manifest entry's index, and the file's stamp
+/// (none when its times are out of range: such a file is never trusted later).
 struct Job {
     index: u32,
-    stamp: Stamp,
+    stamp: Option<Stamp>,
 }
 
 /// Where a comparison lies in path order: differences are reported in this order, and
@@ -267,7 +269,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                         // The snapshot is sorted by index, and so are these visits.
                         while snapshot.next_if(|(at, _)| *at < index).is_some() {}
                         match snapshot.next_if(|(at, _)| *at == index) {
-                            Some((_, stamp)) if *stamp == f.stamp => files_trusted += 1,
+                            Some((_, stamp)) if Some(*stamp) == f.stamp => files_trusted += 1,
                             _ => jobs.push(Job {
                                 index,
                                 stamp: f.stamp,
@@ -387,7 +389,10 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     report.differences = diffs.into_iter().map(|(_, d)| d).collect();
     if report.differences.is_empty() {
         // Collected in place: the jobs' memory becomes the snapshot.
-        report.stamps = jobs.into_iter().map(|j| (j.index, j.stamp)).collect();
+        report.stamps = jobs
+            .into_iter()
+            .filter_map(|j| Some((j.index, j.stamp?)))
+            .collect();
     }
     Ok(report)
 }

@@ -49,6 +49,12 @@ use crate::manifest::DEFAULT_NAME;
 use crate::tree::{path_order, Kind};
 
 /// When a file's metadata says it may have changed (for the cheap healthcheck).
+///
+/// Times are nanoseconds since the epoch in an `i64`, which holds 1677-09-21 to
+/// 2262-04-11. A file whose mtime or ctime lies outside that range has no stamp at all
+/// (`Stamp::of` gives none) rather than a clamped one: clamping would give every time past
+/// the limit the same value, so a change from one such time to another would look like
+/// no change to the cheap check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stamp {
     /// Device number.
@@ -62,14 +68,26 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    fn of(st: &FileStat) -> Stamp {
-        Stamp {
+    /// The stamp of `st`, or `None` when a time does not fit (the file is then always
+    /// hashed, never trusted from a snapshot).
+    fn of(st: &FileStat) -> Option<Stamp> {
+        Some(Stamp {
             dev: st.st_dev,
             ino: st.st_ino,
-            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
-            ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
-        }
+            mtime_ns: nanos(st.st_mtime, st.st_mtime_nsec)?,
+            ctime_ns: nanos(st.st_ctime, st.st_ctime_nsec)?,
+        })
     }
+}
+
+/// `secs` seconds and `nsec` nanoseconds since the epoch, in nanoseconds, if that fits an
+/// `i64` and `nsec` is a proper fraction of a second (so that distinct times give
+/// distinct values).
+fn nanos(secs: i64, nsec: i64) -> Option<i64> {
+    if !(0..1_000_000_000).contains(&nsec) {
+        return None;
+    }
+    secs.checked_mul(1_000_000_000)?.checked_add(nsec)
 }
 
 /// One object found by the walk: metadata only, no content hash.
@@ -85,8 +103,9 @@ pub struct Found {
     pub size: u64,
     /// Symlink target; empty for other kinds.
     pub target: Box<[u8]>,
-    /// Change-detection metadata.
-    pub stamp: Stamp,
+    /// Change-detection metadata; `None` when the file's times are out of range (see
+    /// [`Stamp`]).
+    pub stamp: Option<Stamp>,
 }
 
 /// Walks `root` and returns what `COPY` would copy, in path order.
