@@ -146,12 +146,13 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
         return hash_read(file.try_clone()?, len);
     };
     let mut hasher = blake3::Hasher::new();
-    if len >= SPLIT_THRESHOLD {
-        crate::pool::ensure();
-        hasher.update_rayon(&map);
-    } else {
-        hasher.update(&map);
-    }
+    match (len >= SPLIT_THRESHOLD)
+        .then(crate::pool::workers)
+        .flatten()
+    {
+        Some(pool) => pool.install(|| hasher.update_rayon(&map)),
+        None => hasher.update(&map),
+    };
     if watch.faulted() {
         return Err(io::Error::other("it shrank while it was being read"));
     }

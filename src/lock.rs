@@ -61,8 +61,9 @@ pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
     };
     let files = found.iter().filter(|f| f.kind == Kind::File);
     let bytes = files.clone().map(|f| f.size).sum();
-    match crate::pool::worth_it(files.count(), bytes) {
-        true => found.into_par_iter().map(seal_one).collect(),
-        false => found.into_iter().map(seal_one).collect(),
+    let pool = crate::pool::worth_threads(files.count(), bytes).then(crate::pool::workers);
+    match pool.flatten() {
+        Some(pool) => pool.install(|| found.into_par_iter().map(seal_one).collect()),
+        None => found.into_iter().map(seal_one).collect(),
     }
 }

@@ -340,11 +340,11 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         .iter()
         .map(|j| expected[j.index as usize].node.size())
         .sum();
-    let failures: Vec<(usize, Result<Difference>)> =
-        match crate::pool::worth_it(jobs.len(), bytes_to_hash) {
-            true => jobs.par_iter().filter_map(check).collect(),
-            false => jobs.iter().filter_map(check).collect(),
-        };
+    let pool = crate::pool::worth_threads(jobs.len(), bytes_to_hash).then(crate::pool::workers);
+    let failures: Vec<(usize, Result<Difference>)> = match pool.flatten() {
+        Some(pool) => pool.install(|| jobs.par_iter().filter_map(check).collect()),
+        None => jobs.iter().filter_map(check).collect(),
+    };
 
     let mut report = Report {
         entries: expected.len(),

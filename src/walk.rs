@@ -130,13 +130,14 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
         let list_one =
             |(_, rel, state): &(usize, Vec<u8>, DirState)| list(root, rel, state, matcher);
         // A level of one directory (the root's, or a chain of lone subdirectories) is
-        // listed on the calling thread: no worker threads for a small tree.
-        let listed: Vec<_> = match level.len() {
-            1 => level.iter().map(list_one).collect(),
-            _ => {
-                crate::pool::ensure();
-                level.par_iter().map(list_one).collect()
-            }
+        // listed on the calling thread: no worker threads for a narrow tree.
+        let pool = match level.len() {
+            1 => None,
+            _ => crate::pool::workers(),
+        };
+        let listed: Vec<_> = match pool {
+            Some(pool) => pool.install(|| level.par_iter().map(list_one).collect()),
+            None => level.iter().map(list_one).collect(),
         };
         let mut next = Vec::new();
         for ((index, _, _), listing) in level.into_iter().zip(listed) {

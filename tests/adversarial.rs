@@ -119,6 +119,24 @@ fn with_nofile(c: &mut Command, n: u64) -> &mut Command {
     }
 }
 
+/// Sets RLIMIT_NPROC to `n` in the child. Root is exempt from it: register this after
+/// [`as_nobody`] (set before the switch, it would make the `execve` itself fail).
+fn with_nproc(c: &mut Command, n: u64) -> &mut Command {
+    // SAFETY: only an async-signal-safe system call between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// The manifest file of a locked tree.
 fn manifest_of(t: &Tree) -> Manifest {
     Manifest::load(&t.at(".treeseal")).expect("load manifest")
@@ -1545,4 +1563,45 @@ fn a_million_entries_decode_in_bounded_memory_and_a_false_count_fails_fast() {
         peak <= 200 * std::mem::size_of::<Entry>() as u64 + 4 * 1024 + 2 * body.len() as u64,
         "{peak}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Threads
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn no_worker_thread_can_start_and_the_check_still_completes() {
+    // Enough files for the pool, two directories per level, and one file large enough to
+    // be hashed by several threads.
+    let t = Tree::new();
+    for d in ["a", "b"] {
+        for i in 0..300 {
+            t.file(format!("{d}/{i}"), format!("{d} {i}\n"));
+        }
+    }
+    t.file("big", vec![5u8; 9 << 20]);
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let digest = lock(t.path());
+    // Every thread creation fails with EAGAIN: the process already uses up its user's
+    // RLIMIT_NPROC of 1 (nobody runs nothing else; any other user runs this test).
+    let limited = |args: &[&OsStr]| {
+        let mut c = cmd();
+        c.args(args);
+        if is_root() {
+            as_nobody(&mut c);
+        }
+        within(with_nproc(&mut c, 1), DEADLINE)
+    };
+    let dir = t.path().as_os_str();
+    for threads in ["1", "4"] {
+        let threads = OsStr::new(threads);
+        let r = limited(&["--threads".as_ref(), threads, "digest".as_ref(), dir]);
+        r.code(0);
+        assert_eq!(r.stdout.trim(), digest);
+        limited(&["--threads".as_ref(), threads, "verify".as_ref(), dir]).code(0);
+    }
+    t.file("b/299", "B 299\n");
+    let r = limited(&["verify".as_ref(), dir]);
+    r.code(1);
+    assert_eq!(r.line(), "treeseal: content differs: b/299 (same size)");
 }
