@@ -63,7 +63,7 @@ pub const OPEN_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_CLOEXEC);
 
 /// Hashes the regular file at `path`; `size_hint` is its size from the walk.
-pub fn hash_file(path: &Path, size_hint: u64) -> io::Result<Hashed> {
+pub fn hash_path(path: &Path, size_hint: u64) -> io::Result<Hashed> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(OPEN_FLAGS.bits())
@@ -74,12 +74,12 @@ pub fn hash_file(path: &Path, size_hint: u64) -> io::Result<Hashed> {
         Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Ok(Hashed::NotRegular),
         Err(e) => return Err(e),
     };
-    hash_open(file, size_hint)
+    hash_opened(file, size_hint)
 }
 
 /// Hashes a file opened with [`OPEN_FLAGS`], after checking with `fstat` that it is still
 /// a regular file (it could have been replaced since the walk).
-pub fn hash_open(file: File, size_hint: u64) -> io::Result<Hashed> {
+pub fn hash_opened(file: File, size_hint: u64) -> io::Result<Hashed> {
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Ok(Hashed::NotRegular);
@@ -352,7 +352,7 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             std::fs::write(&path, &data).unwrap();
             assert_eq!(
-                hash_file(&path, len).unwrap(),
+                hash_path(&path, len).unwrap(),
                 Hashed::File {
                     hash: *blake3::hash(&data).as_bytes(),
                     size: len

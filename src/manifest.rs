@@ -36,9 +36,7 @@ pub const MAGIC: [u8; 8] = *b"TREESEAL";
 /// the body is a format break and must bump it.
 pub const FORMAT_VERSION: u16 = 2;
 
-/// The file name `lock` writes at the root of the tree by default. It is never part of
-/// the tree it describes: the walker skips this name at the root.
-pub const DEFAULT_NAME: &str = ".treeseal";
+pub use crate::tree::DEFAULT_NAME;
 
 /// The fixed-layout header. Every field is a byte array so the layout has no padding and
 /// no alignment; the assertions below pin it, and changing it is a format break.

@@ -21,12 +21,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use rayon::prelude::*;
 
+use crate::beneath;
 use crate::error::{Error, Result};
 use crate::escape::escape;
 use crate::hash::Hashed;
 use crate::ignore::{Decision, Matcher};
 use crate::manifest::Manifest;
-use crate::tree::{path_order, Entry, Kind, ModePolicy, Node};
+use crate::tree::{count_below, is_below, path_order, Entry, Kind, ModePolicy, Node};
 use crate::walk::{self, Found, Stamp};
 
 /// What differs at one path.
@@ -192,10 +193,10 @@ fn position(index: usize) -> usize {
 
 /// Verifies the tree at `root` against `manifest`.
 pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Report> {
-    let matcher = crate::lock::matcher(&manifest.rules)?;
+    let matcher = manifest.rules.matcher()?;
     // Consumed as it is merged: the walk's objects are never all held at once.
     let mut found = walk::walk(root, &matcher)?.peekable();
-    let root_dir = walk::Root::open(root)?;
+    let root_dir = beneath::Root::open(root)?;
     let policy = manifest.rules.modes;
     let expected = &manifest.entries;
 
@@ -304,7 +305,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
             return None;
         }
         hashed.fetch_add(1, AtomicOrdering::Relaxed);
-        let what = match walk::hash(&root_dir, &entry.path, entry.node.size()) {
+        let what = match root_dir.hash_file(&entry.path, entry.node.size()) {
             Ok(Hashed::File { hash, size }) => match &entry.node {
                 Node::File {
                     hash: want,
@@ -322,13 +323,13 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                 expected: Kind::File,
                 // Whatever replaced it; if even that cannot be looked at, it is
                 // still not the file that was sealed.
-                found: walk::kind_now(root, &entry.path).unwrap_or(Kind::File),
+                found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(What::Missing {
                 kind: Kind::File,
                 below: 0,
             }),
-            Err(e) => Err(Error::io("read", &walk::join(root, &entry.path), e)),
+            Err(e) => Err(Error::io("read", &beneath::join(root, &entry.path), e)),
         };
         if !options.all {
             first.fetch_min(seq, AtomicOrdering::Relaxed);
@@ -405,16 +406,6 @@ fn skip_below(found: &mut std::iter::Peekable<walk::Walk>, dir: &[u8]) -> usize 
         n += 1;
     }
     n
-}
-
-fn is_below(path: &[u8], dir: &[u8]) -> bool {
-    path.len() > dir.len() && path[dir.len()] == b'/' && path.starts_with(dir)
-}
-
-/// How many items at the start of `rest` lie below `dir` (all of them are contiguous in
-/// path order, right after it).
-pub fn count_below<T>(rest: &[T], dir: &[u8], path: impl Fn(&T) -> &[u8]) -> usize {
-    rest.iter().take_while(|x| is_below(path(x), dir)).count()
 }
 
 fn mode_difference(policy: ModePolicy, e: &Entry, f: &Found) -> Option<What> {

@@ -704,16 +704,16 @@ fn leaf_dir(root: &Path, leaf: &[u8]) -> OwnedFd {
 }
 
 /// The manifest of `root` built with the library (walk, then hash every file through
-/// `walk::hash`), independent of `lock`'s own hashing.
+/// `beneath::Root::hash_file`), independent of `lock`'s own hashing.
 fn library_manifest(root: &Path) -> Manifest {
     let rules = Rules::default();
-    let found = treeseal::walk::walk(root, &treeseal::lock::matcher(&rules).unwrap()).unwrap();
-    let handle = treeseal::walk::Root::open(root).unwrap();
+    let found = treeseal::walk::walk(root, &rules.matcher().unwrap()).unwrap();
+    let handle = treeseal::beneath::Root::open(root).unwrap();
     let entries = found
         .into_iter()
         .map(|f| {
             let node = match f.kind {
-                Kind::File => match treeseal::walk::hash(&handle, &f.path, f.size).unwrap() {
+                Kind::File => match handle.hash_file(&f.path, f.size).unwrap() {
                     treeseal::hash::Hashed::File { hash, size } => Node::File { size, hash },
                     other => panic!("{other:?}"),
                 },
