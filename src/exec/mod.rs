@@ -28,8 +28,13 @@
 //! started application catches no signal).
 
 mod diagnose;
+// Signal dispositions and the mask have no safe interface that covers real-time
+// signals and the two glibc reserves.
+#[allow(unsafe_code)]
 mod signals;
+// The tests fork, and set up the child with raw system calls.
 #[cfg(test)]
+#[allow(unsafe_code)]
 mod tests;
 
 use std::ffi::{CString, OsStr, OsString};
@@ -220,6 +225,8 @@ impl Prepared {
     }
 
     /// Tries each candidate; returns only if none could be executed.
+    // `execv` itself: nix's wrapper allocates, which must not happen after the reset.
+    #[allow(unsafe_code)]
     fn run(self) -> ExecError {
         // Pushes below stay within this capacity: no allocation after the reset.
         let mut outcomes: Vec<Errno> = Vec::with_capacity(self.candidates.len());
