@@ -194,7 +194,9 @@ fn position(index: usize) -> usize {
 /// Verifies the tree at `root` against `manifest`.
 pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Report> {
     let matcher = manifest.rules.matcher()?;
-    // Consumed as it is merged: the walk's objects are never all held at once.
+    // Consumed as it is merged. The walk holds every directory's listing before the first
+    // object comes out, and frees each listing as it is handed out: the tree is never
+    // held twice, but it is held once, in full, at the start.
     let mut found = walk::walk(root, &matcher)?.peekable();
     let root_dir = beneath::Root::open(root)?;
     let policy = manifest.rules.modes;
