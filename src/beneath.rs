@@ -4,9 +4,8 @@
 //! context or the gated directory). This module owns how such a path is opened: beneath
 //! an open handle on the root, never through a symlink on the way (a directory swapped
 //! for a symlink since the walk cannot redirect a read out of the tree), and however long
-//! the path is. A path longer than the kernel's `PATH_MAX` is opened in pieces with
-//! `openat` (see [`open_beneath`]), so depth is limited neither by the stack nor by path
-//! length.
+//! the path is: one longer than the kernel's `PATH_MAX` is opened in pieces with `openat`
+//! (see [`open_beneath`]), so a tree's depth is not limited by path length.
 
 use std::ffi::OsStr;
 use std::fs::File;
