@@ -8,10 +8,11 @@
 //! Starting the pool and handing it work costs a few hundred microseconds of thread
 //! creation, spinning and wake-ups, more than hashing a 10-file tree.
 //!
-//! Threads can fail to start (`docker run --pids-limit`, `RLIMIT_NPROC`: `clone` returns
-//! `EAGAIN`). Then the pool is built again with half as many threads, down to one, and
-//! when not even one thread starts, [`workers`] says so and every caller does its work on
-//! the calling thread, which gives the same result. Running short of threads is never an
+//! One thread means the calling thread: no pool is built (a pool of one worker would only
+//! add a hand-off while the caller waits). Threads can fail to start (`docker run
+//! --pids-limit`, `RLIMIT_NPROC`: `clone` returns `EAGAIN`). Then the pool is built again
+//! with half as many threads, down to two, and when that fails too, [`workers`] says so
+//! and every caller does its work on the calling thread, which gives the same result. Running short of threads is never an
 //! error and never a crash; it only makes the check slower.
 //!
 //! The pool is a rayon pool of our own, not rayon's global one: a failed attempt to build
@@ -77,8 +78,9 @@ pub fn worth_threads(files: usize, bytes: u64) -> bool {
     files >= SEQUENTIAL_FILES || bytes >= SEQUENTIAL_BYTES
 }
 
-/// The worker pool, built on the first call; `None` when not even one worker thread
-/// can be started: the caller then runs the work on its own thread.
+/// The worker pool, built on the first call; `None` when one thread is configured or
+/// no pool of at least two threads can be started: the caller then runs the work on its
+/// own thread.
 pub fn workers() -> Option<&'static ThreadPool> {
     POOL.get_or_init(|| {
         let wanted = match THREADS.load(Ordering::Relaxed) {
@@ -90,10 +92,10 @@ pub fn workers() -> Option<&'static ThreadPool> {
     .as_ref()
 }
 
-/// Builds a pool of `threads` threads, or of fewer when threads cannot be started.
-/// Each failed attempt stops the threads it started before the next one begins.
+/// Builds a pool of `threads` threads, or of fewer (at least two) when threads cannot be
+/// started. Each failed attempt stops the threads it started.
 fn build(mut threads: usize) -> Option<ThreadPool> {
-    while threads >= 1 {
+    while threads >= 2 {
         match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
             Ok(pool) => return Some(pool),
             Err(_) => threads /= 2,
