@@ -166,7 +166,7 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
     //   with `read(2)`: a check sees the file as it was while it was checked.
     let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file)? };
     let Some(watch) = guard::Watch::new(&map) else {
-        // Every guard slot is taken (more concurrent mappings than slots): read instead.
+        // No guard (every slot taken by concurrent mappings, or no handler): read instead.
         drop(map);
         return hash_read(file.try_clone()?, len);
     };
@@ -222,6 +222,8 @@ mod guard {
     };
     static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
     static INSTALL: Once = Once::new();
+    /// Whether the handler is in place.
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
     /// The page size, read before the handler is installed: `sysconf` is not
     /// async-signal-safe, so the handler must not call it.
     static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
@@ -232,9 +234,13 @@ mod guard {
     }
 
     impl Watch {
-        /// Registers `map`'s range; `None` when the table is full.
+        /// Registers `map`'s range; `None` when the table is full or the handler could
+        /// not be installed (the caller then reads the file instead of mapping it).
         pub fn new(map: &[u8]) -> Option<Watch> {
-            INSTALL.call_once(install);
+            INSTALL.call_once(|| INSTALLED.store(install(), Ordering::Release));
+            if !INSTALLED.load(Ordering::Acquire) {
+                return None;
+            }
             let start = map.as_ptr() as usize;
             for slot in &TABLE {
                 if slot
@@ -263,14 +269,14 @@ mod guard {
         }
     }
 
-    /// Installs the handler. Without it (the page size unknown, or `sigaction` refused)
-    /// a truncation kills the process with SIGBUS, as it would have anyway: no pass.
-    fn install() {
+    /// Installs the handler; false when it could not be (the page size unknown, or
+    /// `sigaction` refused).
+    fn install() -> bool {
         // SAFETY: `sysconf` has no preconditions; it runs here, outside any handler.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         match usize::try_from(page) {
             Ok(page) if page.is_power_of_two() => PAGE_SIZE.store(page, Ordering::Release),
-            _ => return,
+            _ => return false,
         }
         // SAFETY: `sigaction` is a plain C struct for which all-zero is valid; `act` is
         // fully initialised before the call, and no old action is requested. The handler
@@ -281,7 +287,7 @@ mod guard {
             act.sa_sigaction = on_sigbus as *const () as usize;
             act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
             libc::sigemptyset(&mut act.sa_mask);
-            libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut());
+            libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut()) == 0
         }
     }
 
