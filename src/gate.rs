@@ -232,7 +232,7 @@ fn check_all(
     let allow_extra = allow_matcher(&config.allow_extra, "TREESEAL_ALLOW_EXTRA")?;
     let mut trees = Vec::new();
     for tree in &config.trees {
-        crate::beneath::check_root(&tree.root)?;
+        crate::walk::check_root(&tree.root)?;
         let manifest = Manifest::load(&tree.manifest)?;
         let digest = manifest.digest();
         if let Some(expected) = tree.digest {

@@ -36,7 +36,9 @@ use nix::sys::stat::{fstatat, FileStat};
 use rayon::prelude::*;
 use rustix::fs::RawDir;
 
-use crate::beneath::{check_root, join, open_beneath};
+/// Checks that a root to walk is an existing directory (see [`crate::beneath`]).
+pub use crate::beneath::check_root;
+use crate::beneath::{join, open_beneath};
 use crate::error::{Error, Result};
 use crate::ignore::{Decision, DirState, Matcher};
 use crate::tree::{path_order, Kind, DEFAULT_NAME};
