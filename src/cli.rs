@@ -24,8 +24,8 @@ pub const VERSION: &str = concat!(
 #[derive(Debug, Parser)]
 #[command(name = "treeseal", version = VERSION, about, max_term_width = 100)]
 pub struct Cli {
-    /// Worker threads (default: the CPUs this process may use, honouring cgroup quotas;
-    /// also TREESEAL_THREADS).
+    /// Worker threads, reading in parallel; at most as many as the CPUs this process may
+    /// use hash at once (default: 32, or the CPU count if larger; also TREESEAL_THREADS).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
 

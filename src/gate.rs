@@ -86,15 +86,16 @@ fn env(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// The worker thread count: the flag, else `TREESEAL_THREADS`, else the CPUs this process
-/// may use (std reads the cgroup CPU quota, so a container limited to one CPU gets one).
+/// The worker thread count: the flag, else `TREESEAL_THREADS`, else 0, which means the
+/// pool's default width (see [`crate::pool`]: wide for reads, hashing on the CPUs this
+/// process may use).
 pub fn thread_count(flag: Option<usize>) -> Result<usize> {
     let n = match (flag, env("TREESEAL_THREADS")) {
         (Some(n), _) => n,
         (None, Some(text)) => text.parse().map_err(|_| {
             Error::Usage(format!("TREESEAL_THREADS={text:?} is not a whole number"))
         })?,
-        (None, None) => return Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        (None, None) => return Ok(0),
     };
     if n == 0 {
         return Err(Error::Usage("the thread count must be at least 1".into()));

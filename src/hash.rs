@@ -43,6 +43,13 @@ pub const MMAP_THRESHOLD: u64 = 1024 * 1024;
 /// Files at least this large are hashed with several threads (blake3's rayon support).
 pub const SPLIT_THRESHOLD: u64 = 8 * 1024 * 1024;
 
+/// Buffers at least this large are hashed holding a hashing permit ([`crate::pool::hashing`]),
+/// so that no more threads hash than there are CPUs. Below it, hashing takes about as
+/// long as taking the permit would (blake3 does some 2 GB/s per core here: 64 KiB in
+/// ~30 µs, a 4 KiB file in ~2 µs), and many workers reading tiny files would queue on the
+/// permits' lock instead of reading.
+pub const PERMIT_THRESHOLD: usize = 64 * 1024;
+
 /// The result of hashing one path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hashed {
@@ -91,10 +98,16 @@ pub fn hash_opened(file: File, size_hint: u64) -> io::Result<Hashed> {
     if !meta.file_type().is_file() {
         return Ok(Hashed::NotRegular);
     }
-    if meta.len().max(size_hint) >= MMAP_THRESHOLD {
-        hash_mapped(&file, meta.len())
+    hash_regular(file, meta.len().max(size_hint), meta.len())
+}
+
+/// Hashes a regular file (opened with [`OPEN_FLAGS`] and checked with `fstat` by the
+/// caller) of `len` bytes by that `fstat`; `size_hint` picks reading or mapping.
+pub fn hash_regular(file: File, size_hint: u64, len: u64) -> io::Result<Hashed> {
+    if len.max(size_hint) >= MMAP_THRESHOLD {
+        hash_mapped(&file, len)
     } else {
-        hash_read(file, meta.len())
+        hash_read(file, len)
     }
 }
 
@@ -131,8 +144,13 @@ fn hash_read(mut file: File, size: u64) -> io::Result<Hashed> {
                 }
             }
         }
+        let data = &buf[..filled];
+        let hash = match filled >= PERMIT_THRESHOLD {
+            true => crate::pool::hashing(|| blake3::hash(data)),
+            false => blake3::hash(data),
+        };
         Ok(Hashed::File {
-            hash: *blake3::hash(&buf[..filled]).as_bytes(),
+            hash: *hash.as_bytes(),
             size: filled as u64,
         })
     })
@@ -170,13 +188,25 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
         drop(map);
         return hash_read(file.try_clone()?, len);
     };
+    // Ask for the whole file now: on a cold cache the reads are in flight while this
+    // worker waits for a hashing permit, instead of page by page as blake3 faults them in.
+    // Only a hint: if it fails, the faults read the pages anyway.
+    let _ = nix::fcntl::posix_fadvise(
+        file,
+        0,
+        len as i64,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+    );
     let mut hasher = blake3::Hasher::new();
     match (len >= SPLIT_THRESHOLD)
-        .then(crate::pool::workers)
+        .then(crate::pool::hashers)
         .flatten()
     {
+        // The CPU-sized pool bounds this hashing by itself. No permit is held across
+        // `install`: a worker waiting there runs other queued work meanwhile, and work
+        // that waits for a permit while the worker holds one would never finish.
         Some(pool) => pool.install(|| hasher.update_rayon(&map)),
-        None => hasher.update(&map),
+        None => crate::pool::hashing(|| hasher.update(&map)),
     };
     if watch.faulted() {
         return Err(io::Error::other("it shrank while it was being read"));

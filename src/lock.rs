@@ -1,6 +1,9 @@
 //! Sealing a tree: walk it, hash every regular file in parallel, and build the manifest.
 
+use std::fs::File;
 use std::path::Path;
+
+use nix::sys::stat::FileStat;
 
 use rayon::prelude::*;
 
@@ -17,9 +20,29 @@ pub fn matcher(rules: &Rules) -> Result<Matcher> {
     rules.matcher()
 }
 
+/// Hashes every regular file during the walk, while its directory is open.
+struct Hasher;
+
+impl walk::Visitor for Hasher {
+    type Out = Hashed;
+    type Cursor = ();
+
+    fn cursor(&self, _: &[u8]) {}
+
+    fn wants(&self, _: &mut (), _: &[u8]) -> bool {
+        true
+    }
+
+    fn visit(&self, _: &mut (), _: &[u8], file: File, meta: &FileStat) -> Option<Hashed> {
+        let len = meta.st_size as u64;
+        // An error is left to `seal`, which opens the file again and reports it.
+        crate::hash::hash_regular(file, len, len).ok()
+    }
+}
+
 /// Walks and hashes `root` under `rules`, returning the manifest of what is there now.
 pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
-    let walk = walk::walk(root, &matcher(&rules)?)?;
+    let walk = walk::walk_with(root, &matcher(&rules)?, &Hasher)?;
     let mut found = Vec::with_capacity(walk.len_bound());
     found.extend(walk);
     let entries = seal(root, found)?;
@@ -30,11 +53,16 @@ pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
     })
 }
 
-/// Turns walked objects into entries, hashing the regular files in parallel.
-pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
+/// Turns walked objects into entries, hashing in parallel the regular files that the walk
+/// did not hash.
+pub fn seal(root: &Path, found: Vec<Found<Hashed>>) -> Result<Vec<Entry>> {
     let root_dir = beneath::Root::open(root)?;
-    let seal_one = |f: Found| {
+    let seal_one = |f: Found<Hashed>| {
         let node = match f.kind {
+            Kind::File if matches!(f.check, Some(Hashed::File { .. })) => match f.check {
+                Some(Hashed::File { hash, size }) => Node::File { size, hash },
+                _ => unreachable!("matched above"),
+            },
             Kind::File => {
                 // Through the walker, so paths longer than PATH_MAX work too.
                 let abs = || beneath::join(root, &f.path);
@@ -58,7 +86,9 @@ pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
             node,
         })
     };
-    let files = found.iter().filter(|f| f.kind == Kind::File);
+    let files = found
+        .iter()
+        .filter(|f| f.kind == Kind::File && f.check.is_none());
     let bytes = files.clone().map(|f| f.size).sum();
     let pool = crate::pool::worth_threads(files.count(), bytes).then(crate::pool::workers);
     match pool.flatten() {

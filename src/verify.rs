@@ -177,10 +177,122 @@ impl Report {
 }
 
 /// A comparison that needs hashing: the manifest entry's index, and the file's stamp
-/// (none when its times are out of range: such a file is never trusted later).
+/// (none when its times are out of range: such a file is never trusted later). `done`
+/// when the walk hashed it already (and found it equal, or noted the difference).
 struct Job {
     index: u32,
     stamp: Option<Stamp>,
+    done: bool,
+}
+
+/// What hashing a file during the walk found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Checked {
+    /// Its content is the sealed content.
+    Same,
+    /// Its content differs; this many bytes were read.
+    Differs(u64),
+}
+
+/// Hashes the files of the tree during the walk, each while its directory is open (see
+/// [`walk::Visitor`]), and compares it with its manifest entry. Files the merge may not
+/// need hashed are left alone: not in the manifest, of another size, trusted from the
+/// snapshot, or (unless every difference is wanted) after the first difference known so
+/// far. Whatever goes wrong here (an error, a file that changed) is left to the hashing
+/// after the merge, which decides it the one deterministic way.
+struct Checker<'a> {
+    expected: &'a [Entry],
+    trusted: &'a [(u32, Stamp)],
+    all: bool,
+    first: &'a AtomicUsize,
+}
+
+/// Where a [`Checker`] is in one directory: the manifest entries that may be its
+/// children lie in `next..end`, and `at` is the entry of the file being visited.
+struct Cursor {
+    next: usize,
+    end: usize,
+    at: usize,
+}
+
+impl walk::Visitor for Checker<'_> {
+    type Out = Checked;
+    type Cursor = Cursor;
+
+    fn cursor(&self, dir: &[u8]) -> Cursor {
+        let e = self.expected;
+        if dir.is_empty() {
+            return Cursor {
+                next: 0,
+                end: e.len(),
+                at: 0,
+            };
+        }
+        // Everything below `dir` comes right after it, in path order.
+        let next = e.partition_point(|x| path_order(&x.path, dir).is_le());
+        let end = next + e[next..].partition_point(|x| is_below(&x.path, dir));
+        Cursor { next, end, at: 0 }
+    }
+
+    fn wants(&self, cursor: &mut Cursor, path: &[u8]) -> bool {
+        let below = &self.expected[cursor.next..cursor.end];
+        let at = cursor.next + below.partition_point(|x| path_order(&x.path, path).is_lt());
+        // Names come in byte order, which is path order for names of one directory.
+        cursor.next = at;
+        let Some(entry) = self.expected[..cursor.end].get(at) else {
+            return false;
+        };
+        if *entry.path != *path || !matches!(entry.node, Node::File { .. }) {
+            return false;
+        }
+        if !self.all && position(at) > self.first.load(AtomicOrdering::Relaxed) {
+            return false;
+        }
+        let index = at as u32;
+        if self
+            .trusted
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .is_ok()
+        {
+            // Its stamp decides, without opening it.
+            return false;
+        }
+        cursor.at = at;
+        true
+    }
+
+    fn visit(
+        &self,
+        cursor: &mut Cursor,
+        _: &[u8],
+        file: std::fs::File,
+        meta: &nix::sys::stat::FileStat,
+    ) -> Option<Checked> {
+        let Node::File { size, hash } = &self.expected[cursor.at].node else {
+            return None;
+        };
+        let differs = || {
+            if !self.all {
+                self.first
+                    .fetch_min(position(cursor.at), AtomicOrdering::Relaxed);
+            }
+        };
+        if meta.st_size as u64 != *size {
+            // The merge reports it from the size alone.
+            differs();
+            return None;
+        }
+        match crate::hash::hash_regular(file, *size, *size) {
+            Ok(Hashed::File { hash: h, size: n }) if h == *hash && n == *size => {
+                Some(Checked::Same)
+            }
+            Ok(Hashed::File { size: n, .. }) => {
+                differs();
+                Some(Checked::Differs(n))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Where a comparison lies in path order: differences are reported in this order, and
@@ -194,13 +306,22 @@ fn position(index: usize) -> usize {
 /// Verifies the tree at `root` against `manifest`.
 pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Report> {
     let matcher = manifest.rules.matcher()?;
+    let policy = manifest.rules.modes;
+    let expected = &manifest.entries;
+    // The earliest position of a difference or error so far; unless all differences are
+    // wanted, files after it are not hashed.
+    let first = AtomicUsize::new(usize::MAX);
+    let checker = Checker {
+        expected,
+        trusted: &options.trusted,
+        all: options.all,
+        first: &first,
+    };
     // Consumed as it is merged. The walk holds every directory's listing before the first
     // object comes out, and frees each listing as it is handed out: the tree is never
     // held twice, but it is held once, in full, at the start.
-    let mut found = walk::walk(root, &matcher)?.peekable();
+    let mut found = walk::walk_with(root, &matcher, &checker)?.peekable();
     let root_dir = beneath::Root::open(root)?;
-    let policy = manifest.rules.modes;
-    let expected = &manifest.entries;
 
     // Merge the two sorted lists.
     let mut diffs: Vec<(usize, Difference)> = Vec::new();
@@ -214,6 +335,9 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         ))
     };
     let mut jobs: Vec<Job> = Vec::new();
+    // Differences the walk's hashing found, kept like those of the hashing below.
+    let mut walk_diffs: Vec<(usize, Result<Difference>)> = Vec::new();
+    let (mut hashed, mut bytes) = (0, 0);
     // Files whose stamps the snapshot vouches for are trusted here and never become jobs.
     let mut snapshot = options.trusted.iter().peekable();
     let mut files_trusted = 0;
@@ -273,10 +397,29 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                         while snapshot.next_if(|(at, _)| *at < index).is_some() {}
                         match snapshot.next_if(|(at, _)| *at == index) {
                             Some((_, stamp)) if Some(*stamp) == f.stamp => files_trusted += 1,
-                            _ => jobs.push(Job {
-                                index,
-                                stamp: f.stamp,
-                            }),
+                            _ => {
+                                match f.check {
+                                    Some(Checked::Same) => {
+                                        hashed += 1;
+                                        bytes += f.size;
+                                    }
+                                    Some(Checked::Differs(found_size)) => {
+                                        hashed += 1;
+                                        let what = What::Content {
+                                            expected_size: f.size,
+                                            found_size,
+                                        };
+                                        let path = e.path.clone();
+                                        walk_diffs.push((seq, Ok(Difference { path, what })));
+                                    }
+                                    None => {}
+                                }
+                                jobs.push(Job {
+                                    index,
+                                    stamp: f.stamp,
+                                    done: f.check.is_some(),
+                                })
+                            }
                         }
                     }
                     Node::Symlink { target } if **target != *f.target => {
@@ -292,18 +435,22 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         }
     }
 
-    // Hash in parallel. `first` is the earliest position of a difference or error so far;
-    // unless all differences are wanted, jobs after it are skipped.
-    let first = AtomicUsize::new(match options.all {
-        true => usize::MAX,
-        false => diffs.first().map_or(usize::MAX, |d| d.0),
-    });
+    // Hash the rest in parallel; unless all differences are wanted, jobs after the first
+    // difference are skipped.
+    if !options.all {
+        let known = diffs
+            .iter()
+            .map(|d| d.0)
+            .chain(walk_diffs.iter().map(|d| d.0))
+            .min();
+        first.fetch_min(known.unwrap_or(usize::MAX), AtomicOrdering::Relaxed);
+    }
     // Only failures are collected; successes are counted. (One outcome per file would
     // cost ~100 bytes per file: 15 MB on a 150k-file tree.)
-    let (hashed, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+    let (hashed, bytes) = (AtomicU64::new(hashed), AtomicU64::new(bytes));
     let check = |job: &Job| {
         let (seq, entry) = (position(job.index as usize), &expected[job.index as usize]);
-        if !options.all && seq > first.load(AtomicOrdering::Relaxed) {
+        if job.done || (!options.all && seq > first.load(AtomicOrdering::Relaxed)) {
             return None;
         }
         hashed.fetch_add(1, AtomicOrdering::Relaxed);
@@ -339,15 +486,17 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         let path = entry.path.clone();
         Some((seq, what.map(|what| Difference { path, what })))
     };
-    let bytes_to_hash = jobs
-        .iter()
+    let left = jobs.iter().filter(|j| !j.done);
+    let bytes_to_hash = left
+        .clone()
         .map(|j| expected[j.index as usize].node.size())
         .sum();
-    let pool = crate::pool::worth_threads(jobs.len(), bytes_to_hash).then(crate::pool::workers);
-    let failures: Vec<(usize, Result<Difference>)> = match pool.flatten() {
+    let pool = crate::pool::worth_threads(left.count(), bytes_to_hash).then(crate::pool::workers);
+    let mut failures: Vec<(usize, Result<Difference>)> = match pool.flatten() {
         Some(pool) => pool.install(|| jobs.par_iter().filter_map(check).collect()),
         None => jobs.iter().filter_map(check).collect(),
     };
+    failures.extend(walk_diffs);
 
     let mut report = Report {
         entries: expected.len(),
@@ -402,7 +551,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
 
 /// Takes every object below `dir` off the front of the walk (all of them come right after
 /// it, in path order) and returns how many there were.
-fn skip_below(found: &mut std::iter::Peekable<walk::Walk>, dir: &[u8]) -> usize {
+fn skip_below<C>(found: &mut std::iter::Peekable<walk::Walk<C>>, dir: &[u8]) -> usize {
     let mut n = 0;
     while found.next_if(|f| is_below(&f.path, dir)).is_some() {
         n += 1;
@@ -410,7 +559,7 @@ fn skip_below(found: &mut std::iter::Peekable<walk::Walk>, dir: &[u8]) -> usize 
     n
 }
 
-fn mode_difference(policy: ModePolicy, e: &Entry, f: &Found) -> Option<What> {
+fn mode_difference<C>(policy: ModePolicy, e: &Entry, f: &Found<C>) -> Option<What> {
     let kind = e.node.kind();
     let (want, have) = (
         policy.effective(kind, e.mode),
@@ -431,7 +580,7 @@ fn mode_difference(policy: ModePolicy, e: &Entry, f: &Found) -> Option<What> {
 }
 
 /// Whether an extra path is one the application may create (`allow_extra` patterns).
-fn allowed_extra(options: &Options, f: &Found) -> bool {
+fn allowed_extra<C>(options: &Options, f: &Found<C>) -> bool {
     options
         .allow_extra
         .as_ref()

@@ -6,21 +6,29 @@
 //! exception may re-include something below it; such a directory is then part of the tree
 //! only when something below it is (BuildKit creates it as a parent). Symlinks are
 //! recorded with their target and never followed; FIFOs, sockets and devices are recorded
-//! by type and never opened. Subdirectories are walked in parallel and the results
-//! stitched back in order, so the output is in [`path_order`]
-//! whatever the thread count.
+//! by type and never opened. Subdirectories (and the names of a large directory) are
+//! walked in parallel and the results stitched back in order, so the output is in
+//! [`path_order`] whatever the thread count.
 //!
-//! The walk only reads metadata. Hashing file contents is [`crate::hash`]'s job, and
-//! opening a tree path safely is [`crate::beneath`]'s.
+//! A name's kind comes from the directory entry's `d_type` when the file system gives it
+//! (else from `fstatat`), so an excluded name costs no system call. The walk itself reads
+//! only metadata; a caller that hashes ([`walk_with`] and its [`Visitor`]) is handed each
+//! regular file opened relative to its directory, with `O_NOFOLLOW | O_NONBLOCK`
+//! ([`crate::hash::OPEN_FLAGS`]), and its metadata then comes from `fstat` on that
+//! descriptor: open, `fstat`, read, close per file. Whatever the `fstat` says decides: a
+//! name listed as a file that is now a FIFO, device or symlink is recorded as such and
+//! never read, and a file that cannot be opened is `fstatat`ed and left to the caller.
+//! Hashing file contents is [`crate::hash`]'s job, and opening a tree path safely from
+//! the root is [`crate::beneath`]'s.
 //!
 //! # Robustness
 //!
 //! The walk is iterative, one level of directories at a time, not recursive: a tree nested
 //! thousands of levels deep cannot overflow a thread's stack. Each directory is opened,
-//! listed, and every name in it `fstatat`ed and `readlinkat`ed relative to the open
-//! directory, then closed before the next level: at most one directory handle per worker
-//! thread is open at a time, whatever the depth or width, so a low `RLIMIT_NOFILE` is
-//! enough. Directories below the root are opened with `O_NOFOLLOW`, so one swapped for a
+//! listed, and every name in it `fstatat`ed (or opened) and `readlinkat`ed relative to the
+//! open directory, then closed before the next level: at most one directory handle and
+//! one file handle per worker thread are open at a time, whatever the depth or width, so
+//! a low `RLIMIT_NOFILE` is enough. Directories below the root are opened with `O_NOFOLLOW`, so one swapped for a
 //! symlink during the walk is an error, never followed out of the tree. A path longer
 //! than the kernel's `PATH_MAX` is opened in pieces with `openat` (see [`open_beneath`]),
 //! so depth is not limited by path length either. When several directories cannot be
@@ -31,10 +39,13 @@ use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use nix::fcntl::{readlinkat, AtFlags, OFlag};
-use nix::sys::stat::{fstatat, FileStat};
+use std::ops::Range;
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
 use rayon::prelude::*;
-use rustix::fs::RawDir;
+use rustix::fs::{FileType, RawDir};
 
 /// Checks that a root to walk is an existing directory (see [`crate::beneath`]).
 pub use crate::beneath::check_root;
@@ -85,9 +96,10 @@ fn nanos(secs: i64, nsec: i64) -> Option<i64> {
     secs.checked_mul(1_000_000_000)?.checked_add(nsec)
 }
 
-/// One object found by the walk: metadata only, no content hash.
+/// One object found by the walk: metadata, and what a [`Visitor`] made of a regular file
+/// while its directory was open (`check`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Found {
+pub struct Found<C = ()> {
     /// Relative to the root, `/`-separated, raw bytes.
     pub path: Box<[u8]>,
     /// What it is.
@@ -101,6 +113,51 @@ pub struct Found {
     /// Change-detection metadata; `None` when the file's times are out of range (see
     /// [`Stamp`]).
     pub stamp: Option<Stamp>,
+    /// What the visitor made of a regular file; `None` when it was not visited (the
+    /// caller then opens it itself, with its own error handling).
+    pub check: Option<C>,
+}
+
+/// What a caller does with each regular file of the tree while the walk has its directory
+/// open (see [`walk_with`]): the file is opened relative to that directory with
+/// [`crate::hash::OPEN_FLAGS`] and checked with `fstat` on the descriptor, which gives its
+/// metadata too: open, `fstat`, read and close per file, instead of a `stat` by the walk
+/// and an open from the root (which resolves every component again) by the hashing.
+pub trait Visitor: Sync {
+    /// What it makes of a file (kept in [`Found::check`]).
+    type Out: Send;
+    /// Where it is in one directory's names (they come in byte order); one per directory,
+    /// or per run of names when a large directory is split across threads.
+    type Cursor;
+    /// A cursor for the names of the directory at `dir` (empty for the root).
+    fn cursor(&self, dir: &[u8]) -> Self::Cursor;
+    /// Whether to open the regular file at `path` and hand it to [`Visitor::visit`]; when
+    /// not, it is only `fstatat`ed, as by [`walk`].
+    fn wants(&self, cursor: &mut Self::Cursor, path: &[u8]) -> bool;
+    /// Visits the regular file at `path`, right after [`Visitor::wants`] said yes, with the
+    /// file opened and `meta` from `fstat` on it. `None` when nothing came of it.
+    fn visit(
+        &self,
+        cursor: &mut Self::Cursor,
+        path: &[u8],
+        file: std::fs::File,
+        meta: &FileStat,
+    ) -> Option<Self::Out>;
+}
+
+/// The visitor of a metadata-only walk: opens nothing.
+pub struct NoVisit;
+
+impl Visitor for NoVisit {
+    type Out = ();
+    type Cursor = ();
+    fn cursor(&self, _: &[u8]) {}
+    fn wants(&self, _: &mut (), _: &[u8]) -> bool {
+        false
+    }
+    fn visit(&self, _: &mut (), _: &[u8], _: std::fs::File, _: &FileStat) -> Option<()> {
+        None
+    }
 }
 
 /// Walks `root` and returns what `COPY` would copy, in path order.
@@ -113,17 +170,23 @@ pub struct Found {
 /// out the objects in path order, freeing each directory's listing as it goes, so a
 /// caller that consumes it as it goes never holds the tree twice.
 pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
+    walk_with(root, matcher, &NoVisit)
+}
+
+/// Walks `root` as [`walk()`] does, handing each regular file of the tree that `visitor`
+/// wants to it while its directory is open (in parallel, in no particular order).
+pub fn walk_with<V: Visitor>(root: &Path, matcher: &Matcher, visitor: &V) -> Result<Walk<V::Out>> {
     check_root(root)?;
     // Every directory listed so far, by index; the root is 0. A directory's `Slot::Dir`
     // children point at their own listing. Listing happens level by level (all the
     // directories of one depth in parallel), so nothing recurses.
-    let mut listings: Vec<Vec<Slot>> = vec![Vec::new()];
+    let mut listings: Vec<Vec<Slot<V::Out>>> = vec![Vec::new()];
     let mut level: Vec<(usize, Vec<u8>, DirState)> = vec![(0, Vec::new(), matcher.root_state())];
     let mut errors: Vec<(Vec<u8>, Error)> = Vec::new();
     let mut len = 0;
     while !level.is_empty() {
         let list_one =
-            |(_, rel, state): &(usize, Vec<u8>, DirState)| list(root, rel, state, matcher);
+            |(_, rel, state): &(usize, Vec<u8>, DirState)| list(root, rel, state, matcher, visitor);
         // A level of one directory (the root's, or a chain of lone subdirectories) is
         // listed on the calling thread: no worker threads for a narrow tree.
         let pool = match level.len() {
@@ -181,14 +244,14 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
 ///
 /// The directory listings are stitched together depth first with an explicit stack; each
 /// listing is freed once its last object has been handed out.
-pub struct Walk {
-    listings: Vec<Vec<Slot>>,
+pub struct Walk<C = ()> {
+    listings: Vec<Vec<Slot<C>>>,
     nonempty: Vec<bool>,
-    stack: Vec<std::vec::IntoIter<Slot>>,
+    stack: Vec<std::vec::IntoIter<Slot<C>>>,
     len: usize,
 }
 
-impl Walk {
+impl<C> Walk<C> {
     /// At most this many objects remain: the exact count, less the directories walked
     /// only for exceptions that turn out to hold nothing of the tree.
     pub fn len_bound(&self) -> usize {
@@ -196,10 +259,10 @@ impl Walk {
     }
 }
 
-impl Iterator for Walk {
-    type Item = Found;
+impl<C> Iterator for Walk<C> {
+    type Item = Found<C>;
 
-    fn next(&mut self) -> Option<Found> {
+    fn next(&mut self) -> Option<Found<C>> {
         while let Some(top) = self.stack.last_mut() {
             match top.next() {
                 None => {
@@ -230,116 +293,228 @@ impl Iterator for Walk {
 }
 
 /// A child of a directory after its decision.
-enum Slot {
+enum Slot<C> {
     /// A non-directory that is part of the tree.
-    Leaf(Found),
+    Leaf(Found<C>),
     /// A directory to walk into (boxed: directories are few, and a slot is then no larger
     /// than a [`Found`]).
-    Dir(Box<DirSlot>),
+    Dir(Box<DirSlot<C>>),
 }
-static_assertions::const_assert_eq!(size_of::<Slot>(), size_of::<Found>());
+static_assertions::const_assert_eq!(size_of::<Slot<()>>(), size_of::<Found>());
 
 /// A directory to walk into; `include` says whether it is part of the tree itself, or only
 /// if something below it is. `listing` is the index of its own listing.
-struct DirSlot {
-    found: Found,
+struct DirSlot<C> {
+    found: Found<C>,
     state: DirState,
     include: bool,
     listing: usize,
 }
 
-/// Lists one directory: its names in byte order, each stat'ed (not followed) and decided.
-/// An error comes with the tree path it is about, to pick the first one in path order.
-fn list(
+/// Directories with at least this many names have their names decided, stat'ed and
+/// visited by several threads, in runs of [`RUN`] names: a flat directory of thousands of
+/// files would otherwise be read and hashed by one thread.
+const PARALLEL_NAMES: usize = 2 * RUN;
+
+/// Names per run when a directory's names are split across threads.
+const RUN: usize = 64;
+
+/// What a directory entry's `d_type` says it is; `None` when the file system does not
+/// say (then it is `fstatat`ed before it is decided).
+fn kind_hint(t: FileType) -> Option<Kind> {
+    match t {
+        FileType::RegularFile => Some(Kind::File),
+        FileType::Directory => Some(Kind::Dir),
+        FileType::Symlink => Some(Kind::Symlink),
+        FileType::Fifo => Some(Kind::Fifo),
+        FileType::Socket => Some(Kind::Socket),
+        FileType::CharacterDevice | FileType::BlockDevice => Some(Kind::Device),
+        FileType::Unknown => None,
+    }
+}
+
+/// An error with the tree path it is about, to pick the first one in path order.
+type Failure = (Vec<u8>, Error);
+
+/// Lists one directory: its names in byte order, each decided and stat'ed (never
+/// followed), regular files handed to `visitor`.
+fn list<V: Visitor>(
     root: &Path,
     rel: &[u8],
     state: &DirState,
     matcher: &Matcher,
-) -> std::result::Result<Vec<Slot>, (Vec<u8>, Error)> {
-    let fail = |path: &[u8], action, e: io::Error| {
-        (path.to_vec(), Error::io(action, &join(root, path), e))
-    };
+    visitor: &V,
+) -> std::result::Result<Vec<Slot<V::Out>>, Failure> {
     let flags = match rel.is_empty() {
         // The root is the context: followed if it is a symlink.
         true => OFlag::O_RDONLY | OFlag::O_DIRECTORY,
         false => OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
     };
-    let dir = open_beneath(root, rel, flags).map_err(|e| fail(rel, "read directory", e))?;
-    // The names, back to back in one buffer, and where each one is in it. `getdents64`
-    // straight into a stack buffer: libc's `opendir`/`readdir` would add two `fcntl`s and
-    // an `lseek` per directory, and one allocation per name.
+    let dir = open_beneath(root, rel, flags).map_err(|e| fail(root, rel, "read directory", e))?;
+    // The names, back to back in one buffer, and where each one is in it, with its
+    // `d_type`. `getdents64` straight into a stack buffer: libc's `opendir`/`readdir`
+    // would add two `fcntl`s and an `lseek` per directory, and one allocation per name.
     let (mut bytes, mut names) = (Vec::new(), Vec::new());
     let mut buf = [MaybeUninit::<u8>::uninit(); 32 * 1024];
     let mut entries = RawDir::new(&dir, &mut buf);
     while let Some(entry) = entries.next() {
-        let entry = entry.map_err(|e| fail(rel, "read directory", e.into()))?;
+        let entry = entry.map_err(|e| fail(root, rel, "read directory", e.into()))?;
         let name = entry.file_name().to_bytes();
         if name != b"." && name != b".." {
-            names.push(bytes.len()..bytes.len() + name.len());
+            names.push((bytes.len()..bytes.len() + name.len(), entry.file_type()));
             bytes.extend_from_slice(name);
         }
     }
-    names.sort_unstable_by(|a, b| bytes[a.clone()].cmp(&bytes[b.clone()]));
-
+    names.sort_unstable_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
+    let one = Names {
+        root,
+        rel,
+        state,
+        matcher,
+        visitor,
+        dir: &dir,
+        bytes: &bytes,
+    };
+    let pool = match names.len() >= PARALLEL_NAMES {
+        true => crate::pool::workers(),
+        false => None,
+    };
+    let Some(pool) = pool else {
+        return one.decide(&names);
+    };
+    let runs: Vec<_> = pool.install(|| names.par_chunks(RUN).map(|run| one.decide(run)).collect());
+    // In name order, so the error reported is the first in path order.
     let mut slots = Vec::with_capacity(names.len());
-    for range in names {
-        let name = &bytes[range];
-        if rel.is_empty() && name == DEFAULT_NAME.as_bytes() {
-            continue;
-        }
-        let mut path = Vec::with_capacity(rel.len() + 1 + name.len());
-        if !rel.is_empty() {
-            path.extend_from_slice(rel);
-            path.push(b'/');
-        }
-        path.extend_from_slice(name);
-        let st = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(|e| fail(&path, "stat", e.into()))?;
-        let kind = Kind::from_mode(st.st_mode);
-        let decision = matcher.decide(&path, kind == Kind::Dir, state);
-        if decision == Decision::Exclude {
-            continue;
-        }
-        let target = if kind == Kind::Symlink {
-            readlinkat(&dir, name)
-                .map_err(|e| fail(&path, "read symlink", e.into()))?
-                .into_vec()
-                .into_boxed_slice()
-        } else {
-            Box::default()
-        };
-        let found = Found {
-            path: path.into_boxed_slice(),
-            kind,
-            mode: st.st_mode & 0o7777,
-            size: if kind == Kind::File {
-                st.st_size as u64
-            } else {
-                0
-            },
-            target,
-            stamp: Stamp::of(&st),
-        };
-        slots.push(match (decision, kind) {
-            (Decision::Include(state), Kind::Dir) => Slot::Dir(Box::new(DirSlot {
-                found,
-                state,
-                include: true,
-                listing: 0,
-            })),
-            (Decision::Descend(state), Kind::Dir) => Slot::Dir(Box::new(DirSlot {
-                found,
-                state,
-                include: false,
-                listing: 0,
-            })),
-            (Decision::Include(_), _) => Slot::Leaf(found),
-            // Only directories can be walked into; a non-directory that is excluded
-            // itself is not part of the tree.
-            (_, _) => continue,
-        });
+    for run in runs {
+        slots.extend(run?);
     }
     Ok(slots)
+}
+
+fn fail(root: &Path, path: &[u8], action: &'static str, e: io::Error) -> Failure {
+    (path.to_vec(), Error::io(action, &join(root, path), e))
+}
+
+/// One listed directory, whose names are decided a run at a time.
+struct Names<'a, V> {
+    root: &'a Path,
+    rel: &'a [u8],
+    state: &'a DirState,
+    matcher: &'a Matcher,
+    visitor: &'a V,
+    dir: &'a OwnedFd,
+    bytes: &'a [u8],
+}
+
+impl<V: Visitor> Names<'_, V> {
+    /// Decides a run of names (in byte order): each one's kind (from `d_type`, else
+    /// `fstatat`), whether it is part of the tree, and for those that are, its metadata;
+    /// a regular file the visitor wants is opened and visited.
+    fn decide(
+        &self,
+        names: &[(Range<usize>, FileType)],
+    ) -> std::result::Result<Vec<Slot<V::Out>>, Failure> {
+        let (root, rel, dir) = (self.root, self.rel, self.dir);
+        let mut cursor = self.visitor.cursor(rel);
+        let mut slots = Vec::with_capacity(names.len());
+        for (range, file_type) in names {
+            let name = &self.bytes[range.clone()];
+            if rel.is_empty() && name == DEFAULT_NAME.as_bytes() {
+                continue;
+            }
+            let mut path = Vec::with_capacity(rel.len() + 1 + name.len());
+            if !rel.is_empty() {
+                path.extend_from_slice(rel);
+                path.push(b'/');
+            }
+            path.extend_from_slice(name);
+            let stat = || {
+                fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .map_err(|e| fail(root, &path, "stat", e.into()))
+            };
+            let (mut st, hinted) = match kind_hint(*file_type) {
+                Some(kind) => (None, kind),
+                None => {
+                    let st = stat()?;
+                    (Some(st), Kind::from_mode(st.st_mode))
+                }
+            };
+            let decide = |kind: Kind| self.matcher.decide(&path, kind == Kind::Dir, self.state);
+            let mut decision = decide(hinted);
+            if decision == Decision::Exclude {
+                continue;
+            }
+            let mut check = None;
+            if st.is_none()
+                && hinted == Kind::File
+                && matches!(decision, Decision::Include(_))
+                && self.visitor.wants(&mut cursor, &path)
+            {
+                // Opened relative to its directory, metadata from the descriptor. If it
+                // cannot be opened (no read permission, or it changed), it is `fstatat`ed
+                // below like any other entry, and its owner opens it later and reports.
+                if let Ok(fd) = openat(dir, name, crate::hash::OPEN_FLAGS, Mode::empty()) {
+                    let meta = fstat(&fd).map_err(|e| fail(root, &path, "stat", e.into()))?;
+                    st = Some(meta);
+                    if Kind::from_mode(meta.st_mode) == Kind::File {
+                        check = self.visitor.visit(&mut cursor, &path, fd.into(), &meta);
+                    }
+                }
+            }
+            let st = match st {
+                Some(st) => st,
+                None => stat()?,
+            };
+            let kind = Kind::from_mode(st.st_mode);
+            if kind != hinted {
+                // Replaced since it was listed: decided again as what it is now.
+                decision = decide(kind);
+                if decision == Decision::Exclude {
+                    continue;
+                }
+            }
+            let target = if kind == Kind::Symlink {
+                readlinkat(dir, name)
+                    .map_err(|e| fail(root, &path, "read symlink", e.into()))?
+                    .into_vec()
+                    .into_boxed_slice()
+            } else {
+                Box::default()
+            };
+            let found = Found {
+                path: path.into_boxed_slice(),
+                kind,
+                mode: st.st_mode & 0o7777,
+                size: if kind == Kind::File {
+                    st.st_size as u64
+                } else {
+                    0
+                },
+                target,
+                stamp: Stamp::of(&st),
+                check,
+            };
+            slots.push(match (decision, kind) {
+                (Decision::Include(state), Kind::Dir) => Slot::Dir(Box::new(DirSlot {
+                    found,
+                    state,
+                    include: true,
+                    listing: 0,
+                })),
+                (Decision::Descend(state), Kind::Dir) => Slot::Dir(Box::new(DirSlot {
+                    found,
+                    state,
+                    include: false,
+                    listing: 0,
+                })),
+                (Decision::Include(_), _) => Slot::Leaf(found),
+                // Only directories can be walked into; a non-directory that is excluded
+                // itself is not part of the tree.
+                (_, _) => continue,
+            });
+        }
+        Ok(slots)
+    }
 }
 
 #[cfg(test)]
@@ -347,8 +522,7 @@ mod tests {
     use super::*;
     use crate::beneath::{kind_now, Root};
     use crate::hash::Hashed;
-    use nix::fcntl::{openat, AT_FDCWD};
-    use nix::sys::stat::Mode;
+    use nix::fcntl::AT_FDCWD;
 
     /// Makes `depth` nested directories named `name` below `dir` with relative `mkdir` +
     /// `openat` (the absolute path soon exceeds `PATH_MAX`), and a file at the bottom.
@@ -400,6 +574,87 @@ mod tests {
         assert_eq!(kind_now(t.path(), &leaf).unwrap(), Kind::File);
         let parent = &leaf[..leaf.len() - 5];
         assert_eq!(kind_now(t.path(), parent).unwrap(), Kind::Dir);
+    }
+
+    /// Records the paths it is handed, and hashes them.
+    struct Recorder(std::sync::Mutex<Vec<Vec<u8>>>);
+
+    impl Visitor for Recorder {
+        type Out = Hashed;
+        type Cursor = Vec<u8>;
+        fn cursor(&self, _: &[u8]) -> Vec<u8> {
+            Vec::new()
+        }
+        fn wants(&self, last: &mut Vec<u8>, path: &[u8]) -> bool {
+            // Names come in order within a cursor.
+            assert!(path_order(last, path).is_lt());
+            *last = path.to_vec();
+            path != b"big/skip"
+        }
+        fn visit(
+            &self,
+            last: &mut Vec<u8>,
+            path: &[u8],
+            file: std::fs::File,
+            meta: &FileStat,
+        ) -> Option<Hashed> {
+            assert_eq!(*last, path);
+            self.0.lock().unwrap().push(path.to_vec());
+            let len = meta.st_size as u64;
+            crate::hash::hash_regular(file, len, len).ok()
+        }
+    }
+
+    #[test]
+    fn regular_files_and_only_those_are_visited_in_large_directories_too() {
+        let t = tempfile::tempdir().unwrap();
+        let big = t.path().join("big");
+        std::fs::create_dir(&big).unwrap();
+        for i in 0..3 * PARALLEL_NAMES {
+            std::fs::write(big.join(format!("{i:04}")), i.to_string()).unwrap();
+        }
+        std::fs::write(big.join("skip"), b"not visited").unwrap();
+        nix::unistd::mkfifo(&big.join("fifo"), Mode::from_bits_truncate(0o644)).unwrap();
+        std::os::unix::fs::symlink("0001", big.join("link")).unwrap();
+        std::fs::write(t.path().join("ignored"), b"x").unwrap();
+        let recorder = Recorder(Default::default());
+        let m = Matcher::new(&["ignored".to_string()]).unwrap();
+        let found: Vec<_> = walk_with(t.path(), &m, &recorder).unwrap().collect();
+        // big, its numbered files, fifo, link, skip.
+        assert_eq!(found.len(), 1 + 3 * PARALLEL_NAMES + 3);
+        let mut visited = recorder.0.into_inner().unwrap();
+        visited.sort();
+        assert_eq!(visited.len(), 3 * PARALLEL_NAMES);
+        for f in &found {
+            let visited = visited.binary_search(&f.path.to_vec()).is_ok();
+            assert_eq!(visited, f.check.is_some(), "{:?}", f.path);
+            match &*f.path {
+                b"big/fifo" => assert_eq!(f.kind, Kind::Fifo),
+                b"big/link" => assert_eq!((f.kind, &*f.target), (Kind::Symlink, &b"0001"[..])),
+                b"big/skip" => assert_eq!((f.kind, f.size), (Kind::File, 11)),
+                b"big" => assert_eq!(f.kind, Kind::Dir),
+                p => {
+                    let i: usize = std::str::from_utf8(&p[4..]).unwrap().parse().unwrap();
+                    let content = i.to_string();
+                    assert_eq!(f.size, content.len() as u64);
+                    assert_eq!(
+                        f.check,
+                        Some(Hashed::File {
+                            hash: *blake3::hash(content.as_bytes()).as_bytes(),
+                            size: content.len() as u64
+                        })
+                    );
+                }
+            }
+        }
+        // The metadata-only walk finds the same objects.
+        let plain: Vec<_> = walk(t.path(), &m).unwrap().collect();
+        let strip = |f: &Found<Hashed>| (f.path.clone(), f.kind, f.mode, f.size, f.stamp);
+        let plain: Vec<_> = plain
+            .iter()
+            .map(|f| (f.path.clone(), f.kind, f.mode, f.size, f.stamp))
+            .collect();
+        assert_eq!(found.iter().map(strip).collect::<Vec<_>>(), plain);
     }
 
     #[test]
