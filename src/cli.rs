@@ -51,6 +51,9 @@ pub enum Command {
     Run(RunArgs),
     /// Cheap re-check for Docker HEALTHCHECK / Kubernetes exec probes (exit 0 or 1).
     Healthcheck(HealthcheckArgs),
+    /// Check, compare or list a saved image (docker save, OCI layout) without running it.
+    #[cfg(feature = "image")]
+    Image(crate::image::command::ImageArgs),
 }
 
 /// Which permission bits count (`--modes`).

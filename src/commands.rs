@@ -32,6 +32,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Diff(args) => diff_cmd(args),
         Command::Run(args) => crate::gate::run(args),
         Command::Healthcheck(args) => Ok(crate::gate::healthcheck(args)),
+        #[cfg(feature = "image")]
+        Command::Image(args) => crate::image::command::run(args),
     }
 }
 

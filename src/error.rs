@@ -51,6 +51,9 @@ pub enum Error {
     Unstable(PathBuf),
     /// Bad arguments or configuration (flags, environment variables).
     Usage(String),
+    /// A saved image cannot be read or does not say what to check.
+    #[cfg(feature = "image")]
+    Image(crate::image::ImageError),
 }
 
 impl Error {
@@ -94,6 +97,8 @@ impl fmt::Display for Error {
                 show(path)
             ),
             Error::Usage(message) => f.write_str(message),
+            #[cfg(feature = "image")]
+            Error::Image(e) => write!(f, "{e}"),
         }
     }
 }

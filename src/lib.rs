@@ -33,6 +33,8 @@ pub mod exit;
 pub mod gate;
 pub mod hash;
 pub mod ignore;
+#[cfg(feature = "image")]
+pub mod image;
 pub mod lock;
 pub mod manifest;
 pub mod pool;
