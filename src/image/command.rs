@@ -119,6 +119,9 @@ pub fn run(args: ImageArgs) -> Result<ExitCode> {
 }
 
 fn shown(path: &Path) -> String {
+    if path == Path::new("-") {
+        return "standard input".into();
+    }
     escape(path.as_os_str().as_encoded_bytes())
 }
 
@@ -186,7 +189,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         if let Some(expected) = tree.digest {
             if expected != digest {
                 eprintln!(
-                    "treeseal: {name}: {} is {}, expected {} ({}): the image's files come from a different source tree than the one it was built from, and its gate would refuse to start; {}",
+                    "treeseal: {name}: digest mismatch: {} is {}, expected {} ({}): the image's files come from a different source tree than the one it was built from, and its gate would refuse to start; {}",
                     escape(tree.root.as_bytes()),
                     format_digest(&digest),
                     format_digest(&expected),
