@@ -138,6 +138,8 @@ pub struct Layer {
     pub compression: Compression,
     /// SHA-256 of the bytes as stored.
     pub blob_sha256: Sha256Hash,
+    /// The number of bytes as stored.
+    pub blob_len: u64,
     /// SHA-256 of the uncompressed tar.
     pub diff_sha256: Sha256Hash,
 }
@@ -355,8 +357,8 @@ pub fn read_layer<R: Read>(input: R, budget: &mut Budget) -> Result<Layer, Layer
     let diff = rest.hasher.take().map(|h| h.finalize().into());
     drop(rest);
     io::copy(&mut buffered, &mut io::sink()).map_err(corrupt)?;
-    let blob: Sha256Hash = buffered
-        .into_inner()
+    let mut raw = buffered.into_inner();
+    let blob: Sha256Hash = raw
         .hasher
         .take()
         .expect("the raw tap hashes")
@@ -366,6 +368,7 @@ pub fn read_layer<R: Read>(input: R, budget: &mut Budget) -> Result<Layer, Layer
         entries,
         compression,
         blob_sha256: blob,
+        blob_len: raw.count.get(),
         diff_sha256: diff.unwrap_or(blob),
     })
 }
@@ -591,6 +594,7 @@ pub(crate) mod tests {
             assert_eq!(layer.entries, plain.entries);
             assert_eq!(layer.diff_sha256, plain.diff_sha256);
             assert_eq!(layer.blob_sha256, <[u8; 32]>::from(Sha256::digest(&bytes)));
+            assert_eq!(layer.blob_len, bytes.len() as u64);
         }
         assert_eq!(plain.blob_sha256, plain.diff_sha256);
     }
