@@ -121,8 +121,10 @@ impl Scope {
         fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
         let image = format!("{}-{tag}", self.name);
         let mut cmd = Command::new("docker");
+        // No cache: a cached step is an image other tests' builds share, and removing
+        // their images (with their untagged parents) would pull it from under this build.
         cmd.env("DOCKER_BUILDKIT", "0")
-            .args(["build", "-q", "-t", &image]);
+            .args(["build", "--no-cache", "-q", "-t", &image]);
         if let Some(d) = digest {
             cmd.args(["--build-arg", &format!("TREESEAL_DIGEST={d}")]);
         }

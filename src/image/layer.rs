@@ -348,11 +348,11 @@ pub fn read_layer<R: Read>(input: R, budget: &mut Budget) -> Result<Layer, Layer
             budget.slack,
         )),
     };
-    let mut archive = tar::Archive::new(tar_stream);
+    let mut archive = tar::Archive::new(super::guard::Guard::new(tar_stream));
     let entries = read_entries(&mut archive, budget)?;
     // Read to the end, past the tar's end-of-archive blocks: the trailer of a gzip member
     // (its CRC) and every byte count towards the digests.
-    let mut rest = archive.into_inner();
+    let mut rest = archive.into_inner().into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(corrupt)?;
     let diff = rest.hasher.take().map(|h| h.finalize().into());
     drop(rest);
@@ -574,6 +574,24 @@ pub(crate) mod tests {
         let t = tar_of(&[(&long, tar::EntryType::Regular, b"x")]);
         let layer = read(&t).unwrap();
         assert_eq!(layer.entries[0].path, long.as_bytes());
+    }
+
+    #[test]
+    fn pax_and_gnu_long_names_from_another_writer_are_read() {
+        // Written by Python's tarfile (fuzz/corpus/image_layer/): PAX and GNU formats.
+        let pax = read(include_bytes!("../../fuzz/corpus/image_layer/pax_long")).unwrap();
+        let want = format!("app/{}/f", "d".repeat(200));
+        assert_eq!(pax.entries[0].path, want.as_bytes());
+        assert_eq!(pax.entries[1].path, "app/ü".as_bytes());
+        let gnu = read(include_bytes!("../../fuzz/corpus/image_layer/gnu_long")).unwrap();
+        assert_eq!(
+            gnu.entries[0].path,
+            format!("app/{}", "e".repeat(300)).as_bytes()
+        );
+        assert_eq!(
+            gnu.entries[1].item,
+            Item::Symlink("t".repeat(150).into_bytes())
+        );
     }
 
     #[test]

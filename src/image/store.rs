@@ -96,7 +96,7 @@ impl Store {
         let mut budget = Budget::default();
         let mut members = HashMap::new();
         let mut json_total = 0;
-        let mut archive = tar::Archive::new(input);
+        let mut archive = tar::Archive::new(super::guard::Guard::new(input));
         let bad = |e: std::io::Error| ImageError::Archive(e.to_string());
         let mut seen = 0usize;
         for entry in archive.entries().map_err(bad)? {
