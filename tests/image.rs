@@ -480,3 +480,29 @@ fn check_image_fails_on_a_stale_baked_digest() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("FAILED"), "{out}");
 }
+
+/// No engine needed: what is not an image is exit 2 with one line, never a pass.
+#[test]
+fn what_is_not_an_image_cannot_be_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.tar");
+    fs::write(&empty, b"").unwrap();
+    let junk = dir.path().join("junk.tar");
+    fs::write(&junk, [0x5a; 3000]).unwrap();
+    let plain = dir.path().join("plain");
+    fs::create_dir(&plain).unwrap();
+    let missing = dir.path().join("missing.tar");
+    for (path, needle) in [
+        (&empty, "no members"),
+        (&junk, "truncated or corrupt"),
+        (&plain, "no index.json or manifest.json"),
+        (&missing, "cannot read image"),
+    ] {
+        let (code, _, err) = treeseal(&["image", "verify", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{}: {err}", path.display());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{}: {err}", path.display());
+    }
+    let (code, _, err) = treeseal(&["image", "verify", "x.tar", "--platform", "linux"]);
+    assert_eq!(code, 2, "{err}");
+}
