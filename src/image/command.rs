@@ -295,7 +295,8 @@ fn side(
     // The image's own manifest says what its tree is; without one, the other side's rules.
     let rules = match manifest_in(&image.fs, &manifest_path) {
         Ok(m) => m.rules,
-        Err(_) => rules.cloned().unwrap_or_default(),
+        Err(Error::Image(ImageError::NotInImage(_))) => rules.cloned().unwrap_or_default(),
+        Err(e) => return Err(e),
     };
     let entries = tree_in(&image.fs, root, &rules)?;
     Ok(Manifest {
