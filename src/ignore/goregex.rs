@@ -1,7 +1,8 @@
 //! Just enough of Go's `regexp` (RE2 syntax with Go's `Perl` flags, as `regexp.Compile`
 //! uses) to run what patternmatcher's translation produces: literals, `.`, classes (ranges,
-//! negation, `[:alpha:]`, `\d`…), groups, `*` `+` `?`, `^` `$` `\A` `\z` `\b` `\B`, and the
-//! escapes; with Go's parse errors. Matching is a Thompson-style NFA simulation over the
+//! negation, `[:alpha:]`, `\d`…), groups, alternation `|`, `*` `+` `?`, counted repetition
+//! `{n}` `{n,}` `{n,m}` (expanded into copies), `^` `$` `\A` `\z` `\b` `\B`, and the escapes;
+//! with Go's parse errors. Matching is a Thompson-style NFA simulation over the
 //! path decoded as Go decodes a string (one U+FFFD per byte that is not valid UTF-8).
 
 /// A zero-width assertion.
@@ -45,7 +46,10 @@ enum Node {
     Class(Class),
     AnyButNewline,
     Look(Look),
-    Group(Vec<Node>),
+    /// Alternatives (`a|b`), each a sequence; one alternative is a plain group.
+    Group(Vec<Vec<Node>>),
+    /// `x{min}`, `x{min,}` (no maximum), `x{min,max}`.
+    Counted(Box<Node>, u32, Option<u32>),
     Repeat(Box<Node>, Repeat),
 }
 
@@ -147,6 +151,54 @@ fn append_ranges(out: &mut Vec<(u32, u32)>, ranges: &[(u32, u32)], negated: bool
     }
 }
 
+/// Go's limit on a repeat count: `regexp/syntax` rejects `x{1001}` as an invalid repeat size.
+const MAX_REPEAT: u32 = 1000;
+
+/// The open alternative of the innermost open group.
+fn current(frames: &mut [Vec<Vec<Node>>]) -> Result<&mut Vec<Node>, String> {
+    frames
+        .last_mut()
+        .and_then(|alternatives| alternatives.last_mut())
+        .ok_or_else(|| "internal: no frame".into())
+}
+
+/// Go's `parseRepeat` on text starting at `{`: `{n}`, `{n,}` or `{n,m}` with decimal counts
+/// without leading zeros, as `(min, max, characters used)`; `None` when the text does not
+/// have that shape (then Go reads the `{` as a literal). A count too large to hold is
+/// returned as `u32::MAX`, which the caller rejects like any count over the limit.
+fn parse_repeat(text: &[char]) -> Option<(u32, Option<u32>, usize)> {
+    fn int(text: &[char], at: &mut usize) -> Option<u32> {
+        let digits = text[*at..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits == 0 || (digits >= 2 && text[*at] == '0') {
+            return None;
+        }
+        let value = text[*at..*at + digits].iter().try_fold(0u32, |n, &d| {
+            n.checked_mul(10)?.checked_add(d.to_digit(10)?)
+        });
+        *at += digits;
+        Some(value.unwrap_or(u32::MAX))
+    }
+    if text.first() != Some(&'{') {
+        return None;
+    }
+    let mut at = 1;
+    let min = int(text, &mut at)?;
+    let max = match text.get(at)? {
+        ',' => {
+            at += 1;
+            match text.get(at)? {
+                '}' => None,
+                _ => Some(int(text, &mut at)?),
+            }
+        }
+        _ => Some(min),
+    };
+    (text.get(at)? == &'}').then_some((min, max, at + 1))
+}
+
 struct Parser {
     chars: Vec<char>,
     pos: usize,
@@ -163,7 +215,8 @@ impl Parser {
 
     /// Parse the whole expression into a sequence.
     fn parse(&mut self) -> Result<Vec<Node>, String> {
-        let mut frames: Vec<Vec<Node>> = vec![Vec::new()];
+        // One frame per open group, each a list of alternatives (the last one is open).
+        let mut frames: Vec<Vec<Vec<Node>>> = vec![vec![Vec::new()]];
         let mut after_repeat = false;
         while let Some(c) = self.peek_at(0) {
             let start = self.pos;
@@ -174,7 +227,7 @@ impl Parser {
                     if self.peek_at(0) == Some('?') {
                         return Err("unsupported group syntax `(?`".into());
                     }
-                    frames.push(Vec::new());
+                    frames.push(vec![Vec::new()]);
                     None
                 }
                 ')' => {
@@ -184,7 +237,45 @@ impl Parser {
                     let inner = frames.pop().unwrap_or_default();
                     Some(Node::Group(inner))
                 }
-                '|' => return Err("unsupported alternation `|`".into()),
+                '|' => {
+                    frames
+                        .last_mut()
+                        .ok_or("internal: no frame")?
+                        .push(Vec::new());
+                    None
+                }
+                '{' => match parse_repeat(&self.chars[start..]) {
+                    // Go: a `{` that does not start a valid repeat is a literal.
+                    None => Some(Node::Class(Class::single('{'))),
+                    Some((min, max, width)) => {
+                        self.pos = start + width;
+                        let text = self.text(start, self.pos);
+                        let bounds = [Some(min), max];
+                        if bounds.iter().flatten().any(|&n| n > MAX_REPEAT)
+                            || max.is_some_and(|max| min > max)
+                        {
+                            return Err(format!("invalid repeat count `{text}`"));
+                        }
+                        if self.peek_at(0) == Some('?') {
+                            self.pos += 1;
+                        }
+                        if after_repeat {
+                            return Err(format!(
+                                "invalid nested repetition operator `{}`",
+                                self.text(start, self.pos)
+                            ));
+                        }
+                        let frame = current(&mut frames)?;
+                        let Some(last) = frame.pop() else {
+                            return Err(format!(
+                                "missing argument to repetition operator `{text}`"
+                            ));
+                        };
+                        frame.push(Node::Counted(Box::new(last), min, max));
+                        repeated = true;
+                        None
+                    }
+                },
                 '^' => Some(Node::Look(Look::Begin)),
                 '$' => Some(Node::Look(Look::End)),
                 '.' => Some(Node::AnyButNewline),
@@ -209,7 +300,7 @@ impl Parser {
                             self.text(start, self.pos)
                         ));
                     }
-                    let frame = frames.last_mut().ok_or("internal: no frame")?;
+                    let frame = current(&mut frames)?;
                     let Some(last) = frame.pop() else {
                         return Err(format!("missing argument to repetition operator `{c}`"));
                     };
@@ -225,13 +316,17 @@ impl Parser {
             };
             after_repeat = repeated;
             if let Some(node) = node {
-                frames.last_mut().ok_or("internal: no frame")?.push(node);
+                current(&mut frames)?.push(node);
             }
         }
         if frames.len() != 1 {
             return Err("missing closing `)`".into());
         }
-        Ok(frames.pop().unwrap_or_default())
+        let mut top = frames.pop().unwrap_or_default();
+        if top.len() == 1 {
+            return Ok(top.pop().unwrap_or_default());
+        }
+        Ok(vec![Node::Group(top)])
     }
 
     /// A `\` outside a class, at `self.pos`.
@@ -403,7 +498,41 @@ fn emit(node: &Node, insts: &mut Vec<Inst>) {
         Node::Class(class) => insts.push(Inst::Class(class.clone())),
         Node::AnyButNewline => insts.push(Inst::AnyButNewline),
         Node::Look(look) => insts.push(Inst::Look(*look)),
-        Node::Group(nodes) => nodes.iter().for_each(|n| emit(n, insts)),
+        Node::Group(alternatives) => {
+            // Split to each alternative in turn; every one but the last jumps to the end.
+            let mut jumps = Vec::new();
+            for (index, nodes) in alternatives.iter().enumerate() {
+                let last = index + 1 == alternatives.len();
+                let split = insts.len();
+                if !last {
+                    insts.push(Inst::Split(0, 0));
+                }
+                nodes.iter().for_each(|n| emit(n, insts));
+                if !last {
+                    jumps.push(insts.len());
+                    insts.push(Inst::Jump(0));
+                    insts[split] = Inst::Split(split + 1, insts.len());
+                }
+            }
+            for jump in jumps {
+                insts[jump] = Inst::Jump(insts.len());
+            }
+        }
+        Node::Counted(inner, min, max) => {
+            // x{2,4} is x x x? x?, and x{2,} is x x x*: the same strings, which is all a
+            // yes/no match needs.
+            for _ in 0..*min {
+                emit(inner, insts);
+            }
+            match max {
+                None => emit(&Node::Repeat(inner.clone(), Repeat::Star), insts),
+                Some(max) => {
+                    for _ in *min..*max {
+                        emit(&Node::Repeat(inner.clone(), Repeat::Quest), insts);
+                    }
+                }
+            }
+        }
         Node::Repeat(inner, Repeat::Star) => {
             let split = insts.len();
             insts.push(Inst::Split(0, 0));
@@ -421,6 +550,39 @@ fn emit(node: &Node, insts: &mut Vec<Inst>) {
             insts.push(Inst::Split(0, 0));
             emit(inner, insts);
             insts[split] = Inst::Split(split + 1, insts.len());
+        }
+    }
+}
+
+/// The most instructions a program may have. Counted repetition multiplies (`[^/]{1000}` is
+/// a thousand), and a match costs up to instructions × path length, so a bound keeps every
+/// pattern cheap. Go's own bound (`regexp/syntax`'s "expression too large") is about three
+/// million; a `.dockerignore` pattern that needs more than this one is not a real use.
+const MAX_INSTS: usize = 10_000;
+
+/// How many instructions [`emit`] produces for `node`, saturating.
+fn size(node: &Node) -> usize {
+    let sum = |nodes: &[Node]| {
+        nodes
+            .iter()
+            .fold(0, |n: usize, x| n.saturating_add(size(x)))
+    };
+    match node {
+        Node::Class(_) | Node::AnyButNewline | Node::Look(_) => 1,
+        Node::Group(alternatives) => alternatives
+            .iter()
+            .fold(2 * (alternatives.len() - 1), |n, nodes| {
+                n.saturating_add(sum(nodes))
+            }),
+        Node::Repeat(inner, Repeat::Plus | Repeat::Quest) => size(inner).saturating_add(1),
+        Node::Repeat(inner, Repeat::Star) => size(inner).saturating_add(2),
+        Node::Counted(inner, min, max) => {
+            let inner = size(inner);
+            let optional = match max {
+                None => inner.saturating_add(2),
+                Some(max) => inner.saturating_add(1).saturating_mul((max - min) as usize),
+            };
+            inner.saturating_mul(*min as usize).saturating_add(optional)
         }
     }
 }
@@ -475,11 +637,20 @@ impl Program {
             pos: 0,
         };
         let nodes = parser.parse()?;
-        let mut insts = Vec::new();
+        let size = nodes
+            .iter()
+            .fold(1, |total: usize, node| total.saturating_add(size(node)));
+        if size > MAX_INSTS {
+            return Err(format!(
+                "its counted repetitions expand to {size} steps; treeseal's limit is {MAX_INSTS}"
+            ));
+        }
+        let mut insts = Vec::with_capacity(size);
         for node in &nodes {
             emit(node, &mut insts);
         }
         insts.push(Inst::Match);
+        debug_assert_eq!(insts.len(), size);
         let anchored = matches!(nodes.first(), Some(Node::Look(Look::Begin)));
         let mut suffix = Vec::new();
         if let Some((Node::Look(Look::End), before)) = nodes.split_last() {

@@ -65,6 +65,17 @@
 //!   escape) is a start-of-text anchor: `^foo*` matches `foobar`, not `^foobar`. Likewise a
 //!   `\` escape is passed to Go's regexp as is, so `\d` is a digit and `\n` a newline, and
 //!   `[*]` becomes the odd class that patternmatcher's translation produces.
+//! * `|`, `{` and `}` are not escaped either (patternmatcher lists them for escaping, but the
+//!   bitmap it keeps them in has room only for bytes below 64). In a pattern that has a
+//!   wildcard, `|` is alternation over the *whole* anchored expression: `a|b*` becomes
+//!   `^a|b[^/]*$` and excludes every path that starts with `a` or ends in a name part that
+//!   starts with `b`; `*|` and `|*` exclude everything (an empty alternative matches any
+//!   path). `{n}`, `{n,}` and `{n,m}` after a character, class or `?` are Go's counted
+//!   repetition (counts up to 1000, no leading zeros): `x{2}*` matches `xx…`, not `x{2}…`.
+//!   A `{` that does not start such a count is literal (`*.{md,txt}` matches `a.{md,txt}`,
+//!   not `a.md`), and `}` always is. A count after another repetition (`*{2}`) or after
+//!   `|` is an error, as in Go. Without a wildcard (`a|b`, `x{2}`) all three are plain
+//!   characters; `\|`, `\{` escape them.
 //! * Outside character classes, `**` never matches across a newline character in a name
 //!   (Go's `.` does not match `\n`), though `*` and `?` do.
 //! * The patterns `.` and `/` (and anything that cleans to them) exclude nothing.
@@ -97,6 +108,9 @@
 //! * The regexp escapes `\p…` and `\P…` (Unicode classes) and `\Q…\E` are refused, where
 //!   Docker accepts them; `\b`, `\B`, `\A`, `\z`, `\d` and its kin, octal, `\xHH`, the C
 //!   escapes and POSIX classes such as `[[:alpha:]]` are supported as in Go.
+//! * A pattern whose counted repetitions expand to more than 10,000 matching steps (say,
+//!   eleven `[^/]{1000}`) is refused; Go's limit is about three million. It keeps every
+//!   pattern, including those in a manifest, cheap to match.
 //! * Unix semantics only: on a Windows client `\` is a path separator, not an escape.
 //!
 //! The legacy builder (`DOCKER_BUILDKIT=0`) parses and matches the same way but walks
@@ -545,7 +559,9 @@ fn translate(pattern: &str) -> (MatchType, String) {
                 regex.push_str("[^/]");
                 kind = MatchType::Regex;
             }
-            '.' | '+' | '(' | ')' | '|' | '{' | '}' | '$' => {
+            // patternmatcher's `shouldEscape` set is `.+()|{}$`, but its bitmap drops every
+            // byte >= 64, so `|`, `{` and `}` are passed to the regexp unescaped.
+            '.' | '+' | '(' | ')' | '$' => {
                 regex.push('\\');
                 regex.push(ch);
             }

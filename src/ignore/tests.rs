@@ -298,6 +298,14 @@ fn both_engines_agree() {
         "[*]",
         "x\\Wy*",
         "some/very/long/directory/name/that/goes/on/and/on/and/on/for/ever/*.txt",
+        "a|b*",
+        "*|",
+        "|*",
+        "x{2,3}y*",
+        "[ab]{2,}*",
+        "a/**/b|c",
+        "{2}*",
+        "?{0}*",
     ];
     let paths: &[&[u8]] = &[
         b"",
@@ -324,6 +332,11 @@ fn both_engines_agree() {
         b"some/very/long/directory/name/that/goes/on/and/on/and/on/for/ever/x.txt",
         b"some/very/long/directory/name/that/goes/on/and/on/and/on/for/ever/x/y.txt",
         "\u{e9}\u{FFFD}z".as_bytes(),
+        b"xxy",
+        b"xxxxy",
+        b"aab",
+        b"zc",
+        b"a/bz",
     ];
     let mut slow_only = 0;
     for pattern in patterns {
@@ -425,4 +438,110 @@ fn matcher_is_send_sync() {
     check::<Matcher>();
     check::<DirState>();
     check::<PatternError>();
+}
+
+/// `|` and `{…}`: patternmatcher means to escape them but its escape bitmap only has room
+/// for bytes below 64, so in a pattern that becomes a regexp Go reads `|` as alternation of
+/// the whole anchored expression and `{n}`, `{n,}`, `{n,m}` as counted repetition; a `{` that
+/// does not start a valid count stays literal.
+#[test]
+fn alternation_and_counted_repetition_like_docker() {
+    for (pattern, kind, regex) in [
+        ("a|b*", MatchType::Regex, "^a|b[^/]*$"),
+        ("x{2}*", MatchType::Regex, "^x{2}[^/]*$"),
+        ("*.{md,txt}", MatchType::Regex, "^[^/]*\\.{md,txt}$"),
+        ("a\\|b", MatchType::Regex, "^a\\|b$"),
+        ("a|b", MatchType::Exact, ""),
+        ("x{2}", MatchType::Exact, ""),
+        ("**/a|b", MatchType::Suffix, ""),
+    ] {
+        let (got_kind, got_regex) = translate(pattern);
+        assert_eq!(got_kind, kind, "kind of {pattern:?}");
+        if kind == MatchType::Regex {
+            assert_eq!(got_regex, regex, "regexp of {pattern:?}");
+        }
+    }
+    for (pattern, path, want) in [
+        // `^a|b[^/]*$`: anything that starts with `a`, or ends in `b` plus a name's tail.
+        ("a|b*", "a", true),
+        ("a|b*", "abc", true),
+        ("a|b*", "a/deep/file", true),
+        ("a|b*", "x/yb", true),
+        ("a|b*", "dir/bcd", true),
+        ("a|b*", "c", false),
+        ("a|b*", "cb/x", true), // through its directory `cb`
+        ("a|b*", "c/x", false),
+        // An empty alternative matches every path: `$` (or `^`) holds somewhere in any text.
+        ("*|", "any/thing", true),
+        ("|*", "any/thing", true),
+        ("x?|", "y", true),
+        // Without a wildcard `|` is an ordinary character.
+        ("a|b", "a|b", true),
+        ("a|b", "a", false),
+        ("a\\|b", "a|b", true),
+        ("a\\|b", "a", false),
+        ("[|]*", "|x", true),
+        ("**/a|b", "d/a|b", true),
+        ("**/a|b", "a", false),
+        // `^a/(.*/)?b|c$`.
+        ("a/**/b|c", "a/x/bz", true),
+        ("a/**/b|c", "zc", true),
+        ("a/**/b|c", "b", false),
+        // Counted repetition.
+        ("file{2}*", "filee", true),
+        ("file{2}*", "fileex", true),
+        ("file{2}*", "file", false),
+        ("x{2,}*", "xx", true),
+        ("x{2,}*", "x", false),
+        ("x{1,2}y*", "xy", true),
+        ("x{1,2}y*", "xxy", true),
+        ("x{1,2}y*", "xxxy", false),
+        ("[0-9]{3}*", "123abc", true),
+        ("[0-9]{3}*", "12a", false),
+        ("x{0}*", "abc", true),
+        ("x{1000}*", &"x".repeat(1000), true),
+        ("x{1000}*", &"x".repeat(999), false),
+        // `^{2}`: Go repeats the empty `^`, so this is `^[^/]*$`.
+        ("{2}*", "abc", true),
+        ("{2}*", "{2}abc", true),
+        // Not a valid count: the `{` is literal (and `}` always is).
+        ("*.{md,txt}", "x.{md,txt}", true),
+        ("*.{md,txt}", "x.md", false),
+        ("*.{txt}", "a.{txt}", true),
+        ("*.{txt}", "a.txt", false),
+        ("x{01}*", "x{01}z", true),
+        ("x{01}*", "x", false),
+        ("x{,2}*", "x{,2}", true),
+        ("x{1,2*", "x{1,2", true),
+        ("x{1{2}}*", "x{11}", true),
+        ("x}*", "x}y", true),
+        // `?` is `[^/]`, so `?{2}` is two characters.
+        ("x?{2}", "xab", true),
+        ("x?{2}", "xa", false),
+    ] {
+        assert_eq!(excluded(&[pattern], path), want, "{pattern:?} on {path:?}");
+    }
+    for bad in [
+        "x{1001}*",
+        "x{0,1001}*",
+        "x{2,1}*",
+        "x{99999999999}*",
+        // Repeating a repetition, or nothing.
+        "*{2}",
+        "x{2}{3}*",
+        "a|{2}*",
+        "**/x/**{2}",
+        // Counted repetition that expands past the size limit.
+        "[^/]{1000}[^/]{1000}[^/]{1000}[^/]{1000}[^/]{1000}[^/]{1000}[^/]{1000}[^/]{1000}\
+         [^/]{1000}[^/]{1000}*",
+    ] {
+        let err = Matcher::new(&[bad.to_string()]).unwrap_err();
+        assert!(
+            err.reason().contains("regular-expression translation"),
+            "{bad:?}: {err}"
+        );
+    }
+    for good in ["x{1000}*", "x{0,1000}*", "x{2,2}*", "x{2}?*", "[^/]{1000}*"] {
+        assert!(Matcher::new(&[good.to_string()]).is_ok(), "{good:?}");
+    }
 }
