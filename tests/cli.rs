@@ -630,3 +630,39 @@ fn dockerignore_rules_are_dockers_not_gitignores() {
         "treeseal: content differs: vendor/keep/me.txt (size 0 -> 7 bytes)"
     );
 }
+
+/// A manifest written inside the tree under a name that reads as a pattern (`!x` is an
+/// exception, `#x` a comment, spaces at the ends are trimmed, `*` `[` `\` `|` are syntax)
+/// excludes exactly that file: the manifest is not an extra file, and the look-alike
+/// `seal` beside it is still sealed.
+#[test]
+fn a_manifest_name_that_looks_like_a_pattern_excludes_only_itself() {
+    for name in [
+        "!seal", "#seal", " seal", "seal ", "*", "*seal", "[", "\\", "a|b*", "{1}*",
+    ] {
+        let t = Tree::new();
+        t.file("seal", "sealed").file("other", "x");
+        let out = t.at(name);
+        let lock = ts([
+            "lock".as_ref(),
+            t.path().as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ]);
+        lock.code(0);
+        let verify = || {
+            ts([
+                "verify".as_ref(),
+                t.path().as_os_str(),
+                "--manifest".as_ref(),
+                out.as_os_str(),
+            ])
+        };
+        let r = verify();
+        assert_eq!(r.code, 0, "manifest {name:?}: {}", r.stderr);
+        fs::write(t.at("seal"), "changed").unwrap();
+        let r = verify();
+        assert_eq!(r.code, 1, "manifest {name:?} hid `seal`: {}", r.stderr);
+        assert!(r.line().contains(": seal ("), "{name:?}: {}", r.stderr);
+    }
+}

@@ -22,8 +22,8 @@
 //!
 //! Layout: this file holds the parsing, the translation and the [`Matcher`]; `glob` emulates
 //! Go's `filepath.Match` (the up-front syntax check); `goregex` is the Go-regexp subset and
-//! its engine; `table_tests` pins whole `.dockerignore` files against walks, `tests` the
-//! single functions.
+//! its engine; `literal` writes a pattern that stands for one path; `table_tests` pins whole
+//! `.dockerignore` files against walks, `tests` the single functions.
 //!
 //! # The rules in plain words
 //!
@@ -122,12 +122,14 @@ use std::fmt;
 
 mod glob;
 mod goregex;
+mod literal;
 #[cfg(test)]
 mod table_tests;
 #[cfg(test)]
 mod tests;
 
 use glob::check_glob_syntax;
+pub use literal::literal_pattern;
 
 /// Error for a bad pattern or ignore file; its `Display` is one line a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
