@@ -28,6 +28,10 @@ pub enum IgnoreFile {
 /// (command-line patterns, normalised like `.dockerignore` lines), then — when `output`, the
 /// manifest `lock` is about to write, lies inside the tree under another name than the
 /// default — a pattern for that file alone.
+///
+/// With an `output` inside the tree, this is also where `lock` refuses a `.dockerignore`
+/// that would keep that manifest out of the image ([`Error::ManifestIgnored`]): `COPY .`
+/// follows the same file, so the image would have no manifest.
 pub fn rules(
     dir: &Path,
     file: &IgnoreFile,
@@ -53,7 +57,7 @@ pub fn rules(
             Err(e) => return Err(Error::io("read", path, e)),
         }
     }
-    let mut patterns = docker;
+    let mut patterns = docker.clone();
     patterns.extend(exclude.iter().filter_map(|p| ignore::normalize_pattern(p)));
     let manifest = output.and_then(|o| inside(dir, o));
     if let Some(rel) = manifest
@@ -69,7 +73,39 @@ pub fn rules(
     }
     let rules = Rules { patterns, modes };
     matcher(&rules)?;
+    if let (Some(rel), Some(path)) = (&manifest, &path) {
+        keeps_manifest(&docker, rel, path)?;
+    }
     Ok(rules)
+}
+
+/// Refuses when the `.dockerignore` patterns `docker` (read from `file`) exclude the
+/// manifest at `rel`: the question is whether `COPY .` would leave it out of the image, so
+/// only Docker's own rules count, not `--exclude` nor the manifest's exclusion of itself.
+fn keeps_manifest(docker: &[String], rel: &[u8], file: &Path) -> Result<()> {
+    let compile = |patterns: &[String]| {
+        Matcher::new(patterns).map_err(|source| Error::Pattern {
+            origin: escape(file.as_os_str().as_encoded_bytes()),
+            source,
+        })
+    };
+    if !compile(docker)?.excludes(rel, false) {
+        return Ok(());
+    }
+    // The last exclusion that matches the manifest or one of its directories on its own.
+    let mut culprit = None;
+    for pattern in docker.iter().filter(|p| !p.starts_with('!')) {
+        if compile(std::slice::from_ref(pattern))?.excludes(rel, false) {
+            culprit = Some(pattern.clone());
+        }
+    }
+    let name = String::from_utf8_lossy(rel);
+    Err(Error::ManifestIgnored {
+        ignore_file: escape(file.as_os_str().as_encoded_bytes()),
+        manifest: escape(rel),
+        pattern: culprit.unwrap_or_else(|| "?".into()),
+        fix: format!("!{}", ignore::literal_pattern(&name)),
+    })
 }
 
 /// The path of `file` relative to `dir`, when it lies strictly inside it.

@@ -466,6 +466,20 @@ impl Matcher {
         }
     }
 
+    /// Whether `path` is left out of the tree, deciding its directories top-down as the
+    /// walker does (an excluded directory's contents are excluded unless an exception
+    /// re-includes them). `is_dir` is whether `path` itself is a directory.
+    pub fn excludes(&self, path: &[u8], is_dir: bool) -> bool {
+        let mut state = self.root_state();
+        for dir in ancestors(path) {
+            match self.decide(dir, true, &state) {
+                Decision::Exclude => return true,
+                Decision::Include(next) | Decision::Descend(next) => state = next,
+            }
+        }
+        !matches!(self.decide(path, is_dir, &state), Decision::Include(_))
+    }
+
     /// patternmatcher's `MatchesUsingParentResults`: whether `path` is excluded, recording in
     /// `record` (for a directory) which patterns matched it.
     fn evaluate(&self, path: &[u8], parent: &DirState, mut record: Option<&mut DirState>) -> bool {

@@ -545,3 +545,21 @@ fn alternation_and_counted_repetition_like_docker() {
         assert!(Matcher::new(&[good.to_string()]).is_ok(), "{good:?}");
     }
 }
+
+#[test]
+fn excludes_decides_directories_first() {
+    let m = |patterns: &[&str]| {
+        Matcher::new(&patterns.iter().map(|p| p.to_string()).collect::<Vec<_>>()).unwrap()
+    };
+    assert!(m(&[".*"]).excludes(b".treeseal", false));
+    assert!(m(&["*", "!src"]).excludes(b".treeseal", false));
+    assert!(!m(&["*", "!src"]).excludes(b"src/x", false));
+    assert!(m(&["var"]).excludes(b"var/x/y", false));
+    assert!(!m(&["var", "!var/x/y"]).excludes(b"var/x/y", false));
+    // `a/b` then `!a`: the exception did not apply to `a/b`'s directory through `a`.
+    assert!(m(&["a/b", "!a"]).excludes(b"a/b/c", false));
+    // `dir/**` keeps the directory itself.
+    assert!(!m(&["dir/**"]).excludes(b"dir", true));
+    assert!(m(&["dir/**"]).excludes(b"dir/x", false));
+    assert!(!m(&[]).excludes(b"x", false));
+}
