@@ -135,14 +135,59 @@ pub use literal::literal_pattern;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError {
     pattern: String,
-    reason: String,
+    problem: Problem,
+}
+
+/// What is wrong with a pattern or a line of an ignore file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// Line `line` (from 1) is 64 KiB or longer: Docker's reader fails with "token too long".
+    LineTooLong {
+        /// The line number.
+        line: usize,
+    },
+    /// Line `line` (from 1) is not a comment and not UTF-8 (treeseal only reads UTF-8
+    /// patterns).
+    NotUtf8 {
+        /// The line number.
+        line: usize,
+    },
+    /// A lone `!`: an exception without a path.
+    EmptyException,
+    /// Go's `filepath.Match` rejects the pattern (`ErrBadPattern`): the reason given.
+    Glob(&'static str),
+    /// Go's `regexp` rejects the pattern's regular-expression translation, so Docker fails
+    /// the build on it: the reason given.
+    Regexp(String),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::LineTooLong { line } => write!(
+                f,
+                "line {line} is 64 KiB or longer (Docker's reader fails with \"token too long\")"
+            ),
+            Problem::NotUtf8 { line } => write!(
+                f,
+                "line {line} is not valid UTF-8 (treeseal only accepts UTF-8 patterns)"
+            ),
+            Problem::EmptyException => f.write_str("an exception needs a path after the `!`"),
+            Problem::Glob(reason) => write!(f, "syntax error in pattern: {reason}"),
+            Problem::Regexp(reason) => write!(
+                f,
+                "Docker's regular-expression translation of this pattern is invalid \
+                 ({reason}), so Docker fails the build on it"
+            ),
+        }
+    }
 }
 
 impl PatternError {
-    fn new(pattern: impl Into<String>, reason: impl Into<String>) -> Self {
+    fn new(pattern: impl Into<String>, problem: Problem) -> Self {
         PatternError {
             pattern: pattern.into(),
-            reason: reason.into(),
+            problem,
         }
     }
 
@@ -152,15 +197,15 @@ impl PatternError {
     }
 
     /// Why it was rejected.
-    pub fn reason(&self) -> &str {
-        &self.reason
+    pub fn problem(&self) -> &Problem {
+        &self.problem
     }
 }
 
 impl fmt::Display for PatternError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `{:?}` keeps the message on one line whatever the pattern holds.
-        write!(f, "bad ignore pattern {:?}: {}", self.pattern, self.reason)
+        write!(f, "bad ignore pattern {:?}: {}", self.pattern, self.problem)
     }
 }
 
@@ -198,9 +243,7 @@ pub fn parse_dockerignore(contents: &[u8]) -> Result<Vec<String>, PatternError> 
             let start = String::from_utf8_lossy(&raw[..32]);
             return Err(PatternError::new(
                 format!("{start}..."),
-                format!(
-                    "line {number} is 64 KiB or longer (Docker's reader fails with \"token too long\")"
-                ),
+                Problem::LineTooLong { line: number },
             ));
         }
         let mut line = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -213,7 +256,7 @@ pub fn parse_dockerignore(contents: &[u8]) -> Result<Vec<String>, PatternError> 
         let text = std::str::from_utf8(line).map_err(|_| {
             PatternError::new(
                 String::from_utf8_lossy(line),
-                format!("line {number} is not valid UTF-8 (treeseal only accepts UTF-8 patterns)"),
+                Problem::NotUtf8 { line: number },
             )
         })?;
         patterns.extend(normalize_line(text));
@@ -383,27 +426,16 @@ impl Matcher {
                 Some("") => {
                     return Err(PatternError::new(
                         original.as_str(),
-                        "an exception needs a path after the `!`",
+                        Problem::EmptyException,
                     ))
                 }
                 Some(rest) => (true, rest),
                 None => (false, cleaned.as_str()),
             };
-            check_glob_syntax(body.as_bytes()).map_err(|reason| {
-                PatternError::new(
-                    original.as_str(),
-                    format!("syntax error in pattern: {reason}"),
-                )
-            })?;
-            let how = compile(body).map_err(|reason| {
-                PatternError::new(
-                    original.as_str(),
-                    format!(
-                        "Docker's regular-expression translation of this pattern is invalid \
-                         ({reason}), so Docker fails the build on it"
-                    ),
-                )
-            })?;
+            check_glob_syntax(body.as_bytes())
+                .map_err(|reason| PatternError::new(original.as_str(), Problem::Glob(reason)))?;
+            let how = compile(body)
+                .map_err(|reason| PatternError::new(original.as_str(), Problem::Regexp(reason)))?;
             if exception {
                 let stem = pattern_without_trailing_glob(body);
                 if stem.contains(['*', '[', ']', '?', '^', '\\']) {

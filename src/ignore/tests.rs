@@ -48,13 +48,14 @@ fn parse_like_read_all() {
 fn parse_errors() {
     let err = parse_dockerignore(b"ok\nbad\xff\n").unwrap_err();
     assert_eq!(err.pattern(), "bad\u{FFFD}");
+    assert_eq!(err.problem(), &Problem::NotUtf8 { line: 2 });
     assert!(err.to_string().contains("line 2"), "{err}");
     assert!(!err.to_string().contains('\n'));
     // A comment that is not UTF-8 is still a comment.
     assert_eq!(parse_dockerignore(b"# caf\xe9\nx").unwrap(), ["x"]);
     let long = vec![b'a'; MAX_LINE];
     let err = parse_dockerignore(&long).unwrap_err();
-    assert!(err.reason().contains("line 1"), "{err}");
+    assert_eq!(err.problem(), &Problem::LineTooLong { line: 1 }, "{err}");
     let fits = vec![b'a'; MAX_LINE - 1];
     assert_eq!(parse_dockerignore(&fits).unwrap().len(), 1);
 }
@@ -236,6 +237,16 @@ fn bad_patterns() {
         let err = Matcher::new(&[bad.to_string()]).unwrap_err();
         assert!(!err.to_string().contains('\n'), "{err}");
     }
+    let problem = |p: &str| {
+        Matcher::new(&[p.to_string()])
+            .unwrap_err()
+            .problem()
+            .clone()
+    };
+    assert_eq!(problem("!"), Problem::EmptyException);
+    assert!(matches!(problem("["), Problem::Glob(_)));
+    assert!(matches!(problem("a*/["), Problem::Regexp(_)));
+    assert!(matches!(problem("[z-a]"), Problem::Regexp(_)));
     for good in [
         "[\\]a]",
         "[\\-]",
@@ -537,7 +548,7 @@ fn alternation_and_counted_repetition_like_docker() {
     ] {
         let err = Matcher::new(&[bad.to_string()]).unwrap_err();
         assert!(
-            err.reason().contains("regular-expression translation"),
+            matches!(err.problem(), Problem::Regexp(_)),
             "{bad:?}: {err}"
         );
     }
