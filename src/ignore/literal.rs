@@ -10,7 +10,13 @@
 /// exception) or `#` (a comment) gets a `\`; white space at either end (which would be
 /// trimmed) and a leading byte-order mark (which Go's scanner would skip) become a one-character
 /// class such as `[ ]`. `.` `+` `(` `)` `$` need nothing: patternmatcher escapes them itself.
-/// A name without any of these is returned unchanged, so `.treeseal` stays `.treeseal`.
+/// A newline, which no `.dockerignore` line can hold, is written `\n` (Go's regexp escape
+/// for it). A name without any of these is returned unchanged, so `.treeseal` stays
+/// `.treeseal`.
+///
+/// One ambiguity is Docker's own: once a pattern has an escape it is matched as a regexp,
+/// on the path decoded as Go decodes it, so a U+FFFD in such a name also matches a byte
+/// that is not valid UTF-8 at that place.
 pub fn literal_pattern(path: &str) -> String {
     let chars: Vec<char> = path.chars().collect();
     let mut out = String::with_capacity(path.len() + 2);
@@ -20,6 +26,10 @@ pub fn literal_pattern(path: &str) -> String {
         match c {
             '*' | '?' | '[' | ']' | '\\' | '^' | '|' | '{' | '}' => out.push('\\'),
             '!' | '#' if first => out.push('\\'),
+            '\n' => {
+                out.push_str("\\n");
+                continue;
+            }
             c if (c.is_whitespace() && at_an_end) || (c == '\u{FEFF}' && first) => {
                 out.extend(['[', c, ']']);
                 continue;
@@ -62,6 +72,9 @@ mod tests {
         "s.e+a(l)",
         "dir/!seal",
         "dir/ seal /x",
+        "line\nbreak",
+        "\nseal\n",
+        "tab\tin",
         "!",
         ".treeseal",
         "seal",
