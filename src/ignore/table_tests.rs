@@ -481,6 +481,32 @@ const CASES: &[Case] = &[
         want: Paths(&["ab/", "ab/b", "a/"]),
     },
     Case {
+        // patternmatcher's escape bitmap drops `|`: `^a|b[^/]*$` is "starts with a" or
+        // "ends in b and a name's tail", whole directories included.
+        name: "surprise: | after a wildcard is alternation of the whole pattern",
+        ignore: "a|b*\n",
+        tree: &["a/x", "abc", "xb", "c", "d/bz", "d/c", "a|b"],
+        want: Paths(&["c", "d/", "d/c"]),
+    },
+    Case {
+        name: "| without a wildcard is an ordinary character",
+        ignore: "a|b\n",
+        tree: &["a|b", "a", "b"],
+        want: Paths(&["a", "b"]),
+    },
+    Case {
+        name: "surprise: {n} after a wildcard counts, {a,b} is literal",
+        ignore: "x{2}*\n*.{md,txt}\n",
+        tree: &["xx", "xxy", "x", "x{2}", "a.md", "a.{md,txt}"],
+        want: Paths(&["a.md", "x", "x{2}"]),
+    },
+    Case {
+        name: "bad: a count over Go's 1000",
+        ignore: "x{1001}*\n",
+        tree: &["x"],
+        want: Fails,
+    },
+    Case {
         name: "bad: the same class where filepath.Match reaches it",
         ignore: "*/[a-]\n",
         tree: &["x"],
