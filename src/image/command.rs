@@ -140,7 +140,7 @@ fn manifest_in(fs: &Fs, path: &str) -> Result<Manifest> {
         ))
         .into()),
         Some((_, Object::File { manifest: Some(bytes), .. })) => {
-            manifest::decode(bytes).map_err(corrupt)
+            manifest::decode(bytes).map_err(|e| corrupt(e.to_string()))
         }
         Some((_, Object::File { .. })) => {
             Err(corrupt("not a treeseal manifest (wrong magic bytes)".into()))
