@@ -505,7 +505,7 @@ fn save_state(config: &Config, checked: &Checked) -> std::result::Result<(), Str
     let bytes = state.encode();
     let mut last_error = String::from("no candidate directory");
     for path in config.state_paths() {
-        match crate::manifest::write_atomic(&path, &bytes, false) {
+        match crate::atomic::write(&path, &bytes, false, 0o600) {
             Ok(()) => return Ok(()),
             Err(e) => last_error = format!("{}: {e}", escape(path.as_os_str().as_bytes())),
         }

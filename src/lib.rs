@@ -23,6 +23,7 @@
 //! check is an [`error::Error`]. The gate treats both the same way: it refuses to run the
 //! command. There is no path from "could not check" to "ran the command".
 
+pub mod atomic;
 pub mod cli;
 pub mod commands;
 pub mod diff;
