@@ -469,3 +469,26 @@ fn version_and_help_work_without_a_tree() {
     r.code(2);
     assert!(Path::new(&common::bin()).exists());
 }
+
+#[test]
+fn a_digest_is_blake3_and_64_hex_digits_and_nothing_else() {
+    let g = Gate::new();
+    let hex = &g.digest["blake3:".len()..];
+    for bad in [
+        format!("blake3:+{}", &hex[1..]),
+        format!("blake3:-{}", &hex[1..]),
+        format!("blake3:{} ", &hex[..63]),
+        format!("blake3: {}", &hex[1..]),
+        format!("sha256:{hex}"),
+    ] {
+        let r = g.refuses(g.cmd("run").env("TREESEAL_DIGEST", &bad), 2);
+        assert!(r.line().contains("is not a digest"), "{bad}: {}", r.stderr);
+    }
+    let mut c = g.cmd("run");
+    c.env(
+        "TREESEAL_DIGEST",
+        g.digest.to_uppercase().replace("BLAKE3", "blake3"),
+    )
+    .args(["--", "true"]);
+    run(&mut c).code(0);
+}
