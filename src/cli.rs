@@ -1,16 +1,10 @@
-//! Command-line syntax: clap definitions only, plus the one place that turns an outcome
-//! into an error line and an exit code.
-//!
-//! Each subcommand's behaviour lives in [`crate::commands`] (lock, digest, verify, show,
-//! diff) or [`crate::gate`] (run, healthcheck).
+//! Command-line syntax: clap definitions only. What each subcommand does lives in
+//! [`crate::commands`]; this module imports nothing from the rest of treeseal.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::exit::ExitCode;
-use crate::tree::ModePolicy;
 
 /// `treeseal --version`: the crate version and the commit it was built from.
 pub const VERSION: &str = concat!(
@@ -61,15 +55,6 @@ pub enum Modes {
     Exec,
     /// All permission bits of files and directories.
     Full,
-}
-
-impl From<Modes> for ModePolicy {
-    fn from(m: Modes) -> ModePolicy {
-        match m {
-            Modes::Exec => ModePolicy::Exec,
-            Modes::Full => ModePolicy::Full,
-        }
-    }
 }
 
 /// Options that decide what the tree is, for commands that walk a directory from scratch.
@@ -205,39 +190,4 @@ pub struct GateArgs {
     /// Log format: text or json (TREESEAL_LOG).
     #[arg(long, value_name = "FORMAT")]
     pub log: Option<String>,
-}
-
-/// Parses the command line, runs the command and returns the process exit code.
-/// Errors are printed here, once, as one line.
-pub fn main() -> std::process::ExitCode {
-    let args: Vec<OsString> = std::env::args_os().collect();
-    let is_health = args.get(1).is_some_and(|a| a == "healthcheck");
-    let cli = match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return std::process::ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("treeseal: {first} (see treeseal --help)");
-            // Docker reserves healthcheck status 2: a broken probe is unhealthy.
-            let code = if is_health {
-                ExitCode::Differs
-            } else {
-                ExitCode::CannotCheck
-            };
-            return std::process::ExitCode::from(code.code());
-        }
-    };
-    let code = match crate::commands::dispatch(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("treeseal: {e}");
-            e.exit_code()
-        }
-    };
-    std::process::ExitCode::from(code.code())
 }

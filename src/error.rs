@@ -51,6 +51,8 @@ pub enum Error {
     Unstable(PathBuf),
     /// Bad arguments or configuration (flags, environment variables).
     Usage(String),
+    /// Standard output was closed by its reader (`| head`): nothing more to say.
+    ClosedOutput,
 }
 
 impl Error {
@@ -63,9 +65,12 @@ impl Error {
         }
     }
 
-    /// The documented exit code: every error means "could not check".
+    /// The documented exit code: "could not check", except for a closed standard output.
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::CannotCheck
+        match self {
+            Error::ClosedOutput => ExitCode::ClosedOutput,
+            _ => ExitCode::CannotCheck,
+        }
     }
 }
 
@@ -94,6 +99,7 @@ impl fmt::Display for Error {
                 show(path)
             ),
             Error::Usage(message) => f.write_str(message),
+            Error::ClosedOutput => f.write_str("standard output was closed"),
         }
     }
 }

@@ -129,7 +129,8 @@ impl ExecError {
     /// (like `bash`, `dash` and `docker run`), 126 when it exists but cannot
     /// be executed (permission denied, a directory, not a binary for this
     /// machine, any other `execve` error).
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> crate::exit::ExitCode {
+        use crate::exit::ExitCode;
         match &self.reason {
             Reason::NoCommand
             | Reason::EmptyName
@@ -140,12 +141,12 @@ impl ExecError {
             | Reason::MissingInterpreter(_)
             | Reason::MissingLoader(_)
             | Reason::InterpreterMissingLoader { .. }
-            | Reason::Os(Errno::ENOENT) => 127,
+            | Reason::Os(Errno::ENOENT) => ExitCode::NotFound,
             Reason::NulByte(_)
             | Reason::IsADirectory
             | Reason::PermissionDenied(_)
             | Reason::BadFormat(_)
-            | Reason::Os(_) => 126,
+            | Reason::Os(_) => ExitCode::NotExecutable,
         }
     }
 
@@ -809,19 +810,31 @@ impl SavedSignals {
     }
 }
 
-/// Signals that end treeseal while it runs, with the message written on receipt.
+/// Signals that end treeseal while it runs, with the name the note on receipt uses.
 const TERMINATION_SIGNALS: [(libc::c_int, &[u8]); 4] = [
-    (libc::SIGTERM, b"treeseal: stopped by SIGTERM\n"),
-    (libc::SIGINT, b"treeseal: stopped by SIGINT\n"),
-    (libc::SIGHUP, b"treeseal: stopped by SIGHUP\n"),
-    (libc::SIGQUIT, b"treeseal: stopped by SIGQUIT\n"),
+    (libc::SIGTERM, b"SIGTERM"),
+    (libc::SIGINT, b"SIGINT"),
+    (libc::SIGHUP, b"SIGHUP"),
+    (libc::SIGQUIT, b"SIGQUIT"),
 ];
 
 extern "C" fn exit_on_signal(signo: libc::c_int) {
-    for (sig, message) in TERMINATION_SIGNALS {
+    for (sig, name) in TERMINATION_SIGNALS {
         if sig == signo {
-            // SAFETY: `write` is async-signal-safe; the buffer is static.
-            unsafe { libc::write(libc::STDERR_FILENO, message.as_ptr().cast(), message.len()) };
+            // The note, in the log format chosen before the check (text or JSON), built
+            // on the stack: `termination_note` neither allocates nor locks.
+            let mut now = MaybeUninit::<libc::timespec>::zeroed();
+            // SAFETY: `clock_gettime` is async-signal-safe and writes only `now`.
+            let secs = match unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, now.as_mut_ptr()) }
+            {
+                // SAFETY: zero-initialised, and filled in by the successful call.
+                0 => u64::try_from(unsafe { now.assume_init() }.tv_sec).unwrap_or(0),
+                _ => 0,
+            };
+            let mut note = [0u8; crate::output::NOTE_MAX];
+            let len = crate::output::termination_note(name, secs, &mut note);
+            // SAFETY: `write` is async-signal-safe; the buffer is ours and `len` long.
+            unsafe { libc::write(libc::STDERR_FILENO, note.as_ptr().cast(), len) };
         }
     }
     // SAFETY: `_exit` is async-signal-safe and never returns.
@@ -906,7 +919,7 @@ mod tests {
                     let err = prepared.run();
                     let message = err.to_string();
                     let _ = nix::unistd::write(&writer, message.as_bytes());
-                    i32::from(err.exit_code())
+                    i32::from(err.exit_code().code())
                 }))
                 .unwrap_or(99);
                 // SAFETY: ends the child without running the parent's atexit
@@ -1214,12 +1227,12 @@ mod tests {
     fn bad_argv_is_rejected_before_exec() {
         let err = exec(&[]);
         assert_eq!(
-            (err.exit_code(), err.to_string().as_str()),
+            (err.exit_code().code(), err.to_string().as_str()),
             (127, "cannot run: no command was given")
         );
         let err = exec(&os(&[""]));
         assert_eq!(
-            (err.exit_code(), err.to_string().as_str()),
+            (err.exit_code().code(), err.to_string().as_str()),
             (127, "cannot run \"\": the command name is empty")
         );
         let err = exec(&[
@@ -1227,7 +1240,7 @@ mod tests {
             OsString::from_vec(b"a\0b".to_vec()),
         ]);
         assert_eq!(
-            (err.exit_code(), err.to_string().as_str()),
+            (err.exit_code().code(), err.to_string().as_str()),
             (
                 126,
                 "cannot run \"/bin/true\": argument 1 contains a NUL byte"

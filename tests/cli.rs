@@ -630,3 +630,47 @@ fn dockerignore_rules_are_dockers_not_gitignores() {
         "treeseal: content differs: vendor/keep/me.txt (size 0 -> 7 bytes)"
     );
 }
+
+/// Runs treeseal with its standard output a pipe whose reader is already gone.
+fn with_closed_stdout(args: &[&std::ffi::OsStr]) -> common::Run {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let out = common::cmd()
+        .args(args)
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_closed_stdout_is_a_quiet_141_not_an_abort() {
+    let t = Tree::sample();
+    lock(t.path());
+    let seal = t.at(".treeseal");
+    let other = Tree::sample();
+    other.file("README", "changed\n");
+    let o = |s: &'static str| std::ffi::OsStr::new(s);
+    let out = Tree::new();
+    let m = out.at("m");
+    for args in [
+        vec![o("digest"), t.path().as_os_str()],
+        vec![o("lock"), t.path().as_os_str(), o("-o"), m.as_os_str()],
+        vec![o("show"), seal.as_os_str()],
+        vec![o("show"), o("--json"), seal.as_os_str()],
+        vec![o("diff"), t.path().as_os_str(), other.path().as_os_str()],
+    ] {
+        let r = with_closed_stdout(&args);
+        assert_eq!(r.code, 141, "{args:?}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("internal error"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}

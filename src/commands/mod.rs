@@ -1,0 +1,251 @@
+//! The command layer: from parsed arguments and the environment to a resolved
+//! configuration, library calls, and the one place that prints (through
+//! [`Output`]) and picks the exit code. One module per subcommand.
+//!
+//! The library never imports from here or from [`crate::cli`].
+
+mod diff;
+mod digest;
+mod healthcheck;
+mod lock;
+mod run;
+mod show;
+mod verify;
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command, Modes, RuleArgs};
+use crate::error::{Error, Result};
+use crate::escape::escape;
+use crate::exit::ExitCode;
+use crate::ignore;
+use crate::manifest::DEFAULT_NAME;
+use crate::output::{Level, Output};
+use crate::tree::{ModePolicy, Rules};
+
+pub use diff::explain;
+
+/// Set while the healthcheck runs, so that even a bug ends in its exit contract (0 or 1).
+static HEALTHCHECK: AtomicBool = AtomicBool::new(false);
+
+/// The process environment, as the library's lookups take it.
+fn process_env(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
+}
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    install_panic_hook();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let sub = subcommand_named(&args);
+    let health = sub.as_deref() == Some("healthcheck");
+    HEALTHCHECK.store(health, Ordering::Relaxed);
+    let mut out = Output::new(Default::default());
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: clap prints them; a closed stdout is not our error.
+            let _ = e.print();
+            return ExitCode::Ok.into();
+        }
+        Err(e) => {
+            let line = usage_line(&e, sub.as_deref());
+            if health {
+                out.health(
+                    Level::Error,
+                    &format!("unhealthy: cannot check: {line}"),
+                    &[],
+                );
+                return ExitCode::Differs.into();
+            }
+            out.log(Level::Error, &line, &[("event", "usage".into())]);
+            return ExitCode::CannotCheck.into();
+        }
+    };
+    if let Err(e) = configure_threads(cli.threads) {
+        if !matches!(cli.command, Command::Run(_) | Command::Healthcheck(_)) {
+            out.log(Level::Error, &e.to_string(), &[("event", "error".into())]);
+            return e.exit_code().into();
+        }
+    }
+    let threads = cli.threads;
+    let result = match cli.command {
+        Command::Healthcheck(args) => Ok(healthcheck::healthcheck(
+            args,
+            threads,
+            &mut out,
+            &process_env,
+        )),
+        Command::Run(args) => Ok(run::run(args, threads, &mut out, &process_env)),
+        Command::Lock(args) => lock::lock(args, &mut out),
+        Command::Digest(args) => digest::digest(args, &mut out),
+        Command::Verify(args) => verify::verify(args, &mut out),
+        Command::Show(args) => show::show(args, &mut out),
+        Command::Diff(args) => diff::diff(args, &mut out),
+    };
+    let code = result.and_then(|code| out.flush().map(|()| code));
+    match code {
+        Ok(code) => code.into(),
+        Err(e) => {
+            if !matches!(e, Error::ClosedOutput) {
+                out.log(Level::Error, &e.to_string(), &[("event", "error".into())]);
+            }
+            e.exit_code().into()
+        }
+    }
+}
+
+/// The subcommand argv names: the first argument (before `--`) that is a subcommand's
+/// name. Known even when clap cannot parse the rest, so that a bad `healthcheck` command
+/// line still gets the healthcheck's exit contract.
+fn subcommand_named(args: &[OsString]) -> Option<String> {
+    let cli = Cli::command();
+    let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .filter_map(|a| a.to_str())
+        .find(|a| names.contains(a))
+        .map(str::to_string)
+}
+
+/// One line for a command-line error: the first line of clap's message.
+fn usage_line(e: &clap::Error, sub: Option<&str>) -> String {
+    let _ = sub;
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see treeseal --help)")
+}
+
+/// A bug must not print a multi-line debug dump (even with RUST_BACKTRACE=1) nor let the
+/// gate pass: one line, and a non-zero exit (the release build aborts after the hook).
+/// In the healthcheck the line is its `unhealthy:` line and the exit is 1, which the hook
+/// does itself because an abort would exit 134.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let msg = escape(msg.as_bytes());
+        let json = crate::output::json_notes();
+        if HEALTHCHECK.load(Ordering::Relaxed) {
+            let text = format!("unhealthy: cannot check: internal error: {msg}");
+            let line = if json {
+                crate::output::json_line(Level::Error, &text, &[("event", "internal-error".into())])
+            } else {
+                format!("{text}\n")
+            };
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(line.as_bytes());
+            let _ = std::io::stdout().flush();
+            std::process::exit(ExitCode::Differs.code().into());
+        }
+        let text = format!("internal error: {msg}; refusing");
+        let line = if json {
+            crate::output::json_line(Level::Error, &text, &[("event", "internal-error".into())])
+        } else {
+            format!("treeseal: {text}\n")
+        };
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    }));
+}
+
+/// Sizes the worker pool from `--threads` / `TREESEAL_THREADS`.
+fn configure_threads(flag: Option<usize>) -> Result<()> {
+    crate::pool::configure(crate::gate::thread_count(flag, &process_env)?);
+    Ok(())
+}
+
+impl From<Modes> for ModePolicy {
+    fn from(m: Modes) -> ModePolicy {
+        match m {
+            Modes::Exec => ModePolicy::Exec,
+            Modes::Full => ModePolicy::Full,
+        }
+    }
+}
+
+/// Builds the rules for walking `dir` from scratch: its `.dockerignore` (or the file
+/// given), then `--exclude` patterns, then — when the manifest is written inside the tree
+/// under another name than the default — that file itself.
+pub(crate) fn rules_for(dir: &Path, args: &RuleArgs, output: Option<&Path>) -> Result<Rules> {
+    let mut patterns = Vec::new();
+    let file = match (&args.dockerignore, args.no_dockerignore) {
+        (_, true) => None,
+        (Some(f), false) => Some((f.clone(), true)),
+        (None, false) => Some((dir.join(".dockerignore"), false)),
+    };
+    if let Some((file, required)) = file {
+        match std::fs::read(&file) {
+            Ok(bytes) => {
+                patterns = ignore::parse_dockerignore(&bytes).map_err(|source| Error::Pattern {
+                    origin: escape(file.as_os_str().as_encoded_bytes()),
+                    source,
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            Err(e) => return Err(Error::io("read", &file, e)),
+        }
+    }
+    patterns.extend(
+        args.exclude
+            .iter()
+            .filter_map(|p| ignore::normalize_pattern(p)),
+    );
+    if let Some(rel) = output.and_then(|o| inside(dir, o)) {
+        if rel != DEFAULT_NAME.as_bytes() {
+            patterns.push(literal_pattern(&rel)?);
+        }
+    }
+    let rules = Rules {
+        patterns,
+        modes: args.modes.into(),
+    };
+    crate::lock::matcher(&rules)?;
+    Ok(rules)
+}
+
+/// The path of `file` relative to `dir`, when it lies inside it.
+fn inside(dir: &Path, file: &Path) -> Option<Vec<u8>> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let full = std::fs::canonicalize(parent).ok()?.join(file.file_name()?);
+    let rel = full.strip_prefix(&dir).ok()?;
+    Some(rel.as_os_str().as_encoded_bytes().to_vec())
+}
+
+/// A pattern that matches exactly `rel` (glob characters escaped).
+fn literal_pattern(rel: &[u8]) -> Result<String> {
+    let text = std::str::from_utf8(rel).map_err(|_| {
+        Error::Usage("the manifest path inside the tree must be UTF-8 (or write it outside)".into())
+    })?;
+    Ok(text
+        .chars()
+        .flat_map(|c| match c {
+            '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect())
+}
+
+/// The gate's flag values, for [`crate::gate::Config::resolve`].
+fn gate_flags(args: &crate::cli::GateArgs) -> crate::gate::Flags {
+    crate::gate::Flags {
+        trees: args.trees.clone(),
+        manifest: args.manifest.clone(),
+        allow_extra: args.allow_extra.clone(),
+        state: args.state.clone(),
+    }
+}
