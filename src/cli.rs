@@ -14,15 +14,22 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// The closing section of `--help`: the exit codes (see [`crate::exit`]).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    the tree equals its manifest (and the expected digest); success
+  1    the tree differs (verify, run, diff); unhealthy (healthcheck)
+  2    could not check: bad arguments or settings, missing or corrupt manifest, I/O error
+  126  run: the command exists but cannot be executed
+  127  run: the command was not found
+  141  standard output was closed before everything was written
+  143  run: stopped by SIGTERM while verifying (128 + the signal number)
+healthcheck exits only 0 or 1.";
+
 /// Seal a directory tree at build time; prove at start-up that it is still the same.
 #[derive(Debug, Parser)]
-#[command(name = "treeseal", version = VERSION, about, max_term_width = 100)]
+#[command(name = "treeseal", version = VERSION, about, max_term_width = 100, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// Worker threads (default: the CPUs this process may use, honouring cgroup quotas;
-    /// also TREESEAL_THREADS).
-    #[arg(long, global = true, value_name = "N")]
-    pub threads: Option<usize>,
-
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -57,6 +64,15 @@ pub enum Modes {
     Full,
 }
 
+/// `--threads`, on the commands that hash.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ThreadArgs {
+    /// Worker threads (default: the CPUs this process may use, honouring cgroup quotas;
+    /// also TREESEAL_THREADS).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
 /// Options that decide what the tree is, for commands that walk a directory from scratch.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RuleArgs {
@@ -89,6 +105,9 @@ pub struct LockArgs {
     /// What the tree is.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// How many threads hash.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }
 
 /// `treeseal digest`.
@@ -100,6 +119,9 @@ pub struct DigestArgs {
     /// What the tree is.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// How many threads hash.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }
 
 /// `treeseal verify`.
@@ -123,6 +145,9 @@ pub struct VerifyArgs {
     /// Print nothing on success.
     #[arg(short, long)]
     pub quiet: bool,
+    /// How many threads hash.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }
 
 /// `treeseal show`.
@@ -146,6 +171,9 @@ pub struct DiffArgs {
     /// What the tree is.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// How many threads hash.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }
 
 /// `treeseal run`.
@@ -190,4 +218,7 @@ pub struct GateArgs {
     /// Log format: text or json (TREESEAL_LOG).
     #[arg(long, value_name = "FORMAT")]
     pub log: Option<String>,
+    /// How many threads hash.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }

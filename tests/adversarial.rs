@@ -472,7 +472,7 @@ fn unreadable_files_and_directories_never_pass() {
     }
     let verify_as_nobody = |t: &Tree, threads: &str| {
         let mut c = cmd();
-        c.args(["--threads", threads, "verify"]).arg(t.path());
+        c.args(["verify", "--threads", threads]).arg(t.path());
         within(as_nobody(&mut c), DEADLINE)
     };
 
@@ -786,7 +786,7 @@ fn thousands_of_levels_do_not_overflow_a_stack() {
     manifest.save(&m).unwrap();
     for threads in ["1", "4"] {
         let mut c = cmd();
-        c.args(["--threads", threads, "verify"])
+        c.args(["verify", "--threads", threads])
             .arg(t.path())
             .arg("--manifest")
             .arg(&m);
@@ -967,7 +967,7 @@ fn a_low_open_file_limit_works_or_fails_closed() {
     let m = out.at("m");
     let run = |sub: &str, limit: u64, threads: &str| {
         let mut c = cmd();
-        c.args(["--threads", threads, sub]).arg(t.path());
+        c.args([sub, "--threads", threads]).arg(t.path());
         if sub == "lock" {
             c.arg("-o").arg(&m);
         } else {

@@ -674,3 +674,71 @@ fn a_closed_stdout_is_a_quiet_141_not_an_abort() {
         );
     }
 }
+
+#[test]
+fn a_missing_argument_is_named() {
+    for (args, want) in [
+        (&["run"][..], "treeseal: run: no command after -- "),
+        (&["run", "--"][..], "treeseal: run: no command after -- "),
+        (
+            &["diff", "d"][..],
+            "treeseal: diff: needs two trees, A and B ",
+        ),
+        (&["show"][..], "treeseal: show: missing <FILE> "),
+    ] {
+        let r = ts(args);
+        r.code(2);
+        assert!(r.line().starts_with(want), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn dir_must_be_a_directory() {
+    let t = Tree::sample();
+    for sub in ["lock", "verify", "digest"] {
+        let r = ts([std::ffi::OsStr::new(sub), t.at("README").as_os_str()]);
+        r.code(2);
+        assert!(
+            r.line().ends_with(
+                "is not a directory (DIR must be a directory: the tree, not a file in it)"
+            ),
+            "{sub}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn counts_agree_in_number() {
+    let t = Tree::new();
+    t.file("only", "x");
+    let r = ts([std::ffi::OsStr::new("lock"), t.path().as_os_str()]);
+    r.code(0);
+    assert!(
+        r.line()
+            .starts_with("treeseal: locked 1 entry (1 file, 1 B) in "),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn threads_is_offered_only_where_it_is_used_and_help_lists_exit_codes() {
+    let t = Tree::sample();
+    lock(t.path());
+    let r = ts([
+        std::ffi::OsStr::new("show"),
+        std::ffi::OsStr::new("--threads"),
+        std::ffi::OsStr::new("2"),
+        t.at(".treeseal").as_os_str(),
+    ]);
+    r.code(2);
+    assert!(r.line().contains("--threads"), "{}", r.stderr);
+    let r = ts(["show", "--help"]);
+    r.code(0);
+    assert!(!r.stdout.contains("--threads"), "{}", r.stdout);
+    let r = ts(["--help"]);
+    r.code(0);
+    assert!(r.stdout.contains("Exit codes:\n  0 "), "{}", r.stdout);
+    assert!(r.stdout.contains("\n  141  "), "{}", r.stdout);
+}

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::rules_for;
+use super::{configure_threads, rules_for};
 use crate::cli::{DiffArgs, RuleArgs};
 use crate::diff::Change;
 use crate::error::{Error, Result};
@@ -27,6 +27,7 @@ fn load_side(path: &Path, rules: Option<&Rules>, args: &RuleArgs) -> Result<Mani
 
 /// Runs `treeseal diff`.
 pub fn diff(args: DiffArgs, out: &mut Output) -> Result<ExitCode> {
+    configure_threads(args.threads.threads)?;
     // A directory compared with a manifest is walked under the manifest's rules, so
     // that the comparison is like for like.
     let (a, b) = match (args.a.is_dir(), args.b.is_dir()) {

@@ -12,12 +12,7 @@ use crate::output::{Level, Output};
 use crate::snapshot::{self, Loaded};
 
 /// Runs `treeseal healthcheck`.
-pub fn healthcheck(
-    args: HealthcheckArgs,
-    threads: Option<usize>,
-    out: &mut Output,
-    env: Env,
-) -> ExitCode {
+pub fn healthcheck(args: HealthcheckArgs, out: &mut Output, env: Env) -> ExitCode {
     let started = Instant::now();
     let cannot = |out: &mut Output, e: Error| {
         out.health(
@@ -32,7 +27,7 @@ pub fn healthcheck(
         Err(e) => return cannot(out, e),
     }
     let config = match Config::resolve(&super::gate_flags(&args.gate), env)
-        .and_then(|c| gate::thread_count(threads, env).map(|n| (c, n)))
+        .and_then(|c| gate::thread_count(args.gate.threads.threads, env).map(|n| (c, n)))
     {
         Ok((config, threads)) => {
             crate::pool::configure(threads);

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::rules_for;
+use super::{configure_threads, require_dir, rules_for};
 use crate::cli::LockArgs;
 use crate::error::Result;
 use crate::escape::escape;
@@ -11,7 +11,7 @@ use crate::exit::ExitCode;
 use crate::manifest::{Manifest, Origin, DEFAULT_NAME};
 use crate::output::{Level, Output};
 use crate::tree::{format_digest, Node};
-use crate::words::human_bytes;
+use crate::words::{count, human_bytes};
 
 /// The source commit to record: `--source`, then well-known CI variables, then git.
 fn source_commit(dir: &Path, explicit: Option<String>) -> Option<String> {
@@ -64,6 +64,8 @@ fn now_unix() -> u64 {
 
 /// Runs `treeseal lock`.
 pub fn lock(args: LockArgs, out: &mut Output) -> Result<ExitCode> {
+    configure_threads(args.threads.threads)?;
+    require_dir(&args.dir)?;
     let started = Instant::now();
     let output = args
         .output
@@ -83,8 +85,9 @@ pub fn lock(args: LockArgs, out: &mut Output) -> Result<ExitCode> {
     out.log(
         Level::Info,
         &format!(
-            "locked {} entries ({files} files, {}) in {} ms -> {}",
-            manifest.entries.len(),
+            "locked {} ({}, {}) in {} ms -> {}",
+            count(manifest.entries.len() as u64, "entry", "entries"),
+            count(files as u64, "file", "files"),
             human_bytes(bytes),
             started.elapsed().as_millis(),
             escape(output.as_os_str().as_encoded_bytes()),

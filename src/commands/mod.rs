@@ -16,6 +16,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser};
 
 use crate::cli::{Cli, Command, Modes, RuleArgs};
@@ -66,21 +67,9 @@ pub fn main() -> std::process::ExitCode {
             return ExitCode::CannotCheck.into();
         }
     };
-    if let Err(e) = configure_threads(cli.threads) {
-        if !matches!(cli.command, Command::Run(_) | Command::Healthcheck(_)) {
-            out.log(Level::Error, &e.to_string(), &[("event", "error".into())]);
-            return e.exit_code().into();
-        }
-    }
-    let threads = cli.threads;
     let result = match cli.command {
-        Command::Healthcheck(args) => Ok(healthcheck::healthcheck(
-            args,
-            threads,
-            &mut out,
-            &process_env,
-        )),
-        Command::Run(args) => Ok(run::run(args, threads, &mut out, &process_env)),
+        Command::Healthcheck(args) => Ok(healthcheck::healthcheck(args, &mut out, &process_env)),
+        Command::Run(args) => Ok(run::run(args, &mut out, &process_env)),
         Command::Lock(args) => lock::lock(args, &mut out),
         Command::Digest(args) => digest::digest(args, &mut out),
         Command::Verify(args) => verify::verify(args, &mut out),
@@ -113,9 +102,25 @@ fn subcommand_named(args: &[OsString]) -> Option<String> {
         .map(str::to_string)
 }
 
-/// One line for a command-line error: the first line of clap's message.
+/// One line for a command-line error that names what is wrong, for every kind of error
+/// (clap's own message spreads the missing argument over several lines).
 fn usage_line(e: &clap::Error, sub: Option<&str>) -> String {
-    let _ = sub;
+    if e.kind() == ErrorKind::MissingRequiredArgument {
+        match sub {
+            Some("run") => {
+                return "run: no command after -- (treeseal run [OPTIONS] -- CMD [ARGS]...)".into()
+            }
+            Some("diff") => {
+                return "diff: needs two trees, A and B (each a manifest file or a directory)"
+                    .into()
+            }
+            _ => {}
+        }
+        if let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg) {
+            let sub = sub.map_or(String::new(), |s| format!("{s}: "));
+            return format!("{sub}missing {} (see treeseal --help)", missing.join(", "));
+        }
+    }
     let text = e.to_string();
     let first = text.lines().next().unwrap_or("invalid arguments");
     let first = first.strip_prefix("error: ").unwrap_or(first);
@@ -163,6 +168,21 @@ fn install_panic_hook() {
 fn configure_threads(flag: Option<usize>) -> Result<()> {
     crate::pool::configure(crate::gate::thread_count(flag, &process_env)?);
     Ok(())
+}
+
+/// Refuses a DIR argument that is not a directory before anything is read beneath it,
+/// so the message says what is wrong with the argument.
+fn require_dir(dir: &Path) -> Result<()> {
+    crate::walk::check_root(dir).map_err(|e| match e {
+        Error::Root {
+            path,
+            problem: "is not a directory",
+        } => Error::Root {
+            path,
+            problem: "is not a directory (DIR must be a directory: the tree, not a file in it)",
+        },
+        e => e,
+    })
 }
 
 impl From<Modes> for ModePolicy {

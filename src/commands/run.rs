@@ -12,7 +12,7 @@ use crate::tree::format_digest;
 use crate::words::{count, human_bytes};
 
 /// Runs `treeseal run`. Returns only on refusal or when the command cannot be executed.
-pub fn run(args: RunArgs, threads: Option<usize>, out: &mut Output, env: Env) -> ExitCode {
+pub fn run(args: RunArgs, out: &mut Output, env: Env) -> ExitCode {
     // As PID 1 a process has no default action for SIGTERM/SIGINT: without handlers,
     // `docker stop` would wait out its grace period while we verify.
     crate::exec::exit_on_termination_signals();
@@ -38,7 +38,7 @@ pub fn run(args: RunArgs, threads: Option<usize>, out: &mut Output, env: Env) ->
         );
     }
     let config = match Config::resolve(&super::gate_flags(&args.gate), env)
-        .and_then(|c| gate::thread_count(threads, env).map(|n| (c, n)))
+        .and_then(|c| gate::thread_count(args.gate.threads.threads, env).map(|n| (c, n)))
     {
         Ok((config, threads)) => {
             crate::pool::configure(threads);

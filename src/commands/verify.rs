@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use super::{configure_threads, require_dir};
 use crate::cli::VerifyArgs;
 use crate::error::Result;
 use crate::escape::escape;
@@ -11,10 +12,11 @@ use crate::manifest::{Manifest, DEFAULT_NAME};
 use crate::output::{Level, Output};
 use crate::tree::format_digest;
 use crate::verify::Options;
-use crate::words::{first_difference_line, human_bytes, origin_text};
+use crate::words::{count, first_difference_line, human_bytes, origin_text};
 
 /// Runs `treeseal verify`.
 pub fn verify(args: VerifyArgs, out: &mut Output) -> Result<ExitCode> {
+    configure_threads(args.threads.threads)?;
     let started = Instant::now();
     let expected = args
         .digest
@@ -26,6 +28,7 @@ pub fn verify(args: VerifyArgs, out: &mut Output) -> Result<ExitCode> {
         .manifest
         .clone()
         .unwrap_or_else(|| args.dir.join(DEFAULT_NAME));
+    require_dir(&args.dir)?;
     let manifest = Manifest::load(&path)?;
     let digest = manifest.digest();
     if let Some(want) = expected {
@@ -54,10 +57,10 @@ pub fn verify(args: VerifyArgs, out: &mut Output) -> Result<ExitCode> {
             out.log(
                 Level::Info,
                 &format!(
-                    "ok {} ({} entries, {} files, {} hashed in {} ms)",
+                    "ok {} ({}, {}, {} hashed in {} ms)",
                     format_digest(&digest),
-                    report.entries,
-                    report.files_hashed,
+                    count(report.entries as u64, "entry", "entries"),
+                    count(report.files_hashed, "file", "files"),
                     human_bytes(report.bytes_hashed),
                     started.elapsed().as_millis()
                 ),
@@ -73,8 +76,8 @@ pub fn verify(args: VerifyArgs, out: &mut Output) -> Result<ExitCode> {
         out.log(
             Level::Error,
             &format!(
-                "{} differences from {}",
-                report.differences.len(),
+                "{} from {}",
+                count(report.differences.len() as u64, "difference", "differences"),
                 escape(path.as_os_str().as_encoded_bytes())
             ),
             &[("event", "differs".into())],
