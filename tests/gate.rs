@@ -696,6 +696,15 @@ fn json_mode_makes_every_line_json_configuration_errors_included() {
         assert!(is_json(r.stdout.trim_end()), "{}", r.stdout);
         assert!(r.stdout.contains("unhealthy: cannot check"), "{}", r.stdout);
     }
+    // A command line clap rejects: only the environment can ask for JSON, and it does.
+    let r = g.refuses(g.cmd("run").env("TREESEAL_LOG", "json").arg("--bogus"), 2);
+    assert!(is_json(r.line()), "{}", r.stderr);
+    let r = run(g
+        .cmd("healthcheck")
+        .env("TREESEAL_LOG", "json")
+        .arg("--bogus"));
+    r.code(1);
+    assert!(is_json(r.stdout.trim_end()), "{}", r.stdout);
     // Success, the missing-digest warning, and the healthcheck's line.
     let mut c = g.cmd("run");
     c.env("TREESEAL_LOG", "json")

@@ -45,7 +45,14 @@ pub fn main() -> std::process::ExitCode {
     let sub = subcommand_named(&args);
     let health = sub.as_deref() == Some("healthcheck");
     HEALTHCHECK.store(health, Ordering::Relaxed);
-    let mut out = Output::new(Default::default());
+    // Until the command line is parsed, only the environment can ask for JSON; `run` and
+    // `healthcheck` honour it for their usage errors too.
+    let gated = matches!(sub.as_deref(), Some("run" | "healthcheck"));
+    let early = match gated {
+        true => crate::gate::log_format(None, &process_env).unwrap_or_default(),
+        false => Default::default(),
+    };
+    let mut out = Output::new(early);
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
