@@ -146,29 +146,39 @@ fn install_panic_hook() {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        let msg = escape(msg.as_bytes());
-        let json = crate::output::json_notes();
-        if HEALTHCHECK.load(Ordering::Relaxed) {
-            let text = format!("unhealthy: cannot check: internal error: {msg}");
-            let line = if json {
-                crate::output::json_line(Level::Error, &text, &[("event", "internal-error".into())])
-            } else {
-                format!("{text}\n")
-            };
-            use std::io::Write;
+        let healthcheck = HEALTHCHECK.load(Ordering::Relaxed);
+        let (line, exit) = panic_report(&msg, healthcheck, crate::output::json_notes());
+        use std::io::Write;
+        if let Some(code) = exit {
             let _ = std::io::stdout().write_all(line.as_bytes());
             let _ = std::io::stdout().flush();
-            std::process::exit(ExitCode::Differs.code().into());
+            std::process::exit(code.code().into());
         }
-        let text = format!("internal error: {msg}; refusing");
-        let line = if json {
-            crate::output::json_line(Level::Error, &text, &[("event", "internal-error".into())])
-        } else {
-            format!("treeseal: {text}\n")
-        };
-        use std::io::Write;
         let _ = std::io::stderr().write_all(line.as_bytes());
     }));
+}
+
+/// What the panic hook writes for a panic with `msg`, and the exit it makes itself: for
+/// the healthcheck, its `unhealthy:` line (for stdout) and 1; otherwise the error line
+/// (for stderr) and `None`, leaving the exit to the panic runtime.
+fn panic_report(msg: &str, healthcheck: bool, json: bool) -> (String, Option<ExitCode>) {
+    let msg = escape(msg.as_bytes());
+    let (text, exit) = if healthcheck {
+        (
+            format!("unhealthy: cannot check: internal error: {msg}"),
+            Some(ExitCode::Differs),
+        )
+    } else {
+        (format!("internal error: {msg}; refusing"), None)
+    };
+    let line = match (json, healthcheck) {
+        (true, _) => {
+            crate::output::json_line(Level::Error, &text, &[("event", "internal-error".into())])
+        }
+        (false, true) => format!("{text}\n"),
+        (false, false) => format!("treeseal: {text}\n"),
+    };
+    (line, exit)
 }
 
 /// Sizes the worker pool from `--threads` / `TREESEAL_THREADS`.
@@ -274,5 +284,47 @@ fn gate_flags(args: &crate::cli::GateArgs) -> crate::gate::Flags {
         manifest: args.manifest.clone(),
         allow_extra: args.allow_extra.clone(),
         state: args.state.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_the_healthcheck_is_its_unhealthy_line_and_exit_1() {
+        let (line, exit) = panic_report("boom\nline two", true, false);
+        assert_eq!(
+            line,
+            "unhealthy: cannot check: internal error: boom\\nline two\n"
+        );
+        assert_eq!(exit, Some(ExitCode::Differs));
+        let (line, exit) = panic_report("boom", true, true);
+        assert!(line.contains("\"msg\":\"unhealthy: cannot check: internal error: boom\""));
+        assert_eq!(exit, Some(ExitCode::Differs));
+        let (line, exit) = panic_report("boom", false, false);
+        assert_eq!(line, "treeseal: internal error: boom; refusing\n");
+        assert_eq!(exit, None);
+    }
+
+    #[test]
+    fn the_subcommand_is_found_when_clap_cannot_parse_the_line() {
+        let argv = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let sub = |a: &[&str]| subcommand_named(&argv(a));
+        assert_eq!(
+            sub(&["ts", "--threads", "x", "healthcheck"]).as_deref(),
+            Some("healthcheck")
+        );
+        assert_eq!(
+            sub(&["ts", "--bogus", "healthcheck", "--x"]).as_deref(),
+            Some("healthcheck")
+        );
+        // A directory named like a subcommand is an argument of the first one.
+        assert_eq!(sub(&["ts", "lock", "healthcheck"]).as_deref(), Some("lock"));
+        assert_eq!(
+            sub(&["ts", "run", "--", "healthcheck"]).as_deref(),
+            Some("run")
+        );
+        assert_eq!(sub(&["ts", "--", "healthcheck"]), None);
     }
 }
