@@ -10,8 +10,7 @@
 use std::cmp::Ordering;
 
 use crate::manifest::Manifest;
-use crate::tree::{path_order, Entry, Kind, Node};
-use crate::verify::count_below;
+use crate::tree::{count_below, path_order, Entry, Kind, Node};
 
 /// One difference between tree A and tree B.
 #[derive(Clone, Debug, PartialEq, Eq)]

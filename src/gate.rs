@@ -156,6 +156,7 @@ pub fn log_format(flag: Option<&str>, env: Env) -> Result<Format> {
 
 /// The worker thread count: the flag, else `TREESEAL_THREADS`, else the CPUs this process
 /// may use (std reads the cgroup CPU quota, so a container limited to one CPU gets one).
+/// A count asked for must lie in `1..=`[`crate::pool::MAX_THREADS`].
 pub fn thread_count(flag: Option<usize>, env: Env) -> Result<usize> {
     let n = match (flag, var(env, "TREESEAL_THREADS")?) {
         (Some(n), _) => n,
@@ -164,10 +165,7 @@ pub fn thread_count(flag: Option<usize>, env: Env) -> Result<usize> {
         })?,
         (None, None) => return Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     };
-    if n == 0 {
-        return Err(Error::Usage("the thread count must be at least 1".into()));
-    }
-    Ok(n)
+    crate::pool::check_count(n).map_err(|e| Error::Usage(e.to_string()))
 }
 
 impl Config {
@@ -583,7 +581,7 @@ mod tests {
             |v: &'static str| move |n: &str| (n == "TREESEAL_THREADS").then(|| OsString::from(v));
         assert_eq!(thread_count(None, &env("3")).unwrap(), 3);
         assert_eq!(thread_count(Some(2), &env("3")).unwrap(), 2);
-        for bad in ["", "x", "0", "-1"] {
+        for bad in ["", "x", "0", "-1", "257"] {
             assert!(thread_count(None, &env(bad)).is_err(), "{bad:?}");
         }
         assert!(thread_count(Some(0), &|_: &str| None).is_err());

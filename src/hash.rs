@@ -10,7 +10,14 @@
 //! raise SIGBUS on the lost pages and kill the process. The `guard` module catches exactly those
 //! faults: the lost page is replaced by zeros, the hash goes on, and the result is thrown
 //! away and reported as "changed while being read" — an error, never a pass, never a
-//! crash.
+//! crash. To do so it installs a process-wide `SIGBUS` handler on the first mapping
+//! (`execve` resets it, so the application started by `run` never inherits it; see
+//! [`crate::exec`]). A mapped file that another process writes to while we hash it gives
+//! a hash of a mix of old and new bytes: see the SAFETY note in `hash_mapped` for why
+//! that is still fail-closed.
+//!
+//! The `unsafe` here is the mapping itself and the signal handler; both are confined to
+//! `hash_mapped` and `guard`, the only items allowed `unsafe_code`.
 //!
 //! Files are opened with `O_NOFOLLOW | O_NONBLOCK` and checked with `fstat` after opening:
 //! if a regular file was swapped for a symlink, FIFO or device since the walk, it is
@@ -63,7 +70,7 @@ pub const OPEN_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_CLOEXEC);
 
 /// Hashes the regular file at `path`; `size_hint` is its size from the walk.
-pub fn hash_file(path: &Path, size_hint: u64) -> io::Result<Hashed> {
+pub fn hash_path(path: &Path, size_hint: u64) -> io::Result<Hashed> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(OPEN_FLAGS.bits())
@@ -74,12 +81,12 @@ pub fn hash_file(path: &Path, size_hint: u64) -> io::Result<Hashed> {
         Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Ok(Hashed::NotRegular),
         Err(e) => return Err(e),
     };
-    hash_open(file, size_hint)
+    hash_opened(file, size_hint)
 }
 
 /// Hashes a file opened with [`OPEN_FLAGS`], after checking with `fstat` that it is still
 /// a regular file (it could have been replaced since the walk).
-pub fn hash_open(file: File, size_hint: u64) -> io::Result<Hashed> {
+pub fn hash_opened(file: File, size_hint: u64) -> io::Result<Hashed> {
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
         return Ok(Hashed::NotRegular);
@@ -131,27 +138,46 @@ fn hash_read(mut file: File, size: u64) -> io::Result<Hashed> {
     })
 }
 
+/// Maps a file of `len` bytes (from `fstat`) and hashes it, with several threads from
+/// [`SPLIT_THRESHOLD`] on.
+#[allow(unsafe_code)]
 fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
     if len == 0 {
         return hash_read(file.try_clone()?, 0);
     }
-    // SAFETY: the mapping is read-only and private to this call, and only read through
-    // the slice below while it lives. The one way the kernel can invalidate it under us —
-    // the file being truncated by someone else, which turns reads of the lost pages into
-    // SIGBUS — is handled by `guard`.
+    // SAFETY: the mapping is read-only (`PROT_READ`, `MAP_PRIVATE`), lives only for this
+    // call, and is only read, by blake3, through the slice below. A `&[u8]` promises that
+    // its bytes do not change while it is borrowed; the kernel does not promise that for
+    // a file mapping, and two things can really happen while we read:
+    // - Another process truncates the file: reads of the pages past the new end raise
+    //   SIGBUS. `guard` catches exactly those faults, maps zeros over the lost page so
+    //   the read completes, and the result is discarded as an error ("it shrank while it
+    //   was being read"): never a pass, never a crash.
+    // - Another process writes to the file (`write(2)`, or through its own shared
+    //   mapping): pages of a private mapping that we have not written (we never do)
+    //   show the page cache, so we may read some bytes before the write and some after.
+    //   No memory is unsafe for it: the mapping stays valid, blake3 only loads the bytes
+    //   and makes no decision whose safety depends on their values (no indexing by
+    //   content, no UTF-8 assumption), and nothing else reads the slice. The hash is then
+    //   that of bytes each of which was in the file when it was read; it equals the
+    //   sealed hash only if every byte read was the sealed byte, so a concurrent writer
+    //   can make a sealed file look changed (it is reported, the gate refuses), never a
+    //   changed one look sealed. A change after a byte was read goes unseen, exactly as
+    //   with `read(2)`: a check sees the file as it was while it was checked.
     let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(file)? };
     let Some(watch) = guard::Watch::new(&map) else {
-        // Every guard slot is taken (more concurrent mappings than slots): read instead.
+        // No guard (every slot taken by concurrent mappings, or no handler): read instead.
         drop(map);
         return hash_read(file.try_clone()?, len);
     };
     let mut hasher = blake3::Hasher::new();
-    if len >= SPLIT_THRESHOLD {
-        crate::pool::ensure();
-        hasher.update_rayon(&map);
-    } else {
-        hasher.update(&map);
-    }
+    match (len >= SPLIT_THRESHOLD)
+        .then(crate::pool::workers)
+        .flatten()
+    {
+        Some(pool) => pool.install(|| hasher.update_rayon(&map)),
+        None => hasher.update(&map),
+    };
     if watch.faulted() {
         return Err(io::Error::other("it shrank while it was being read"));
     }
@@ -171,6 +197,8 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
 /// as it would have without us. The table is global, not per thread, because blake3's
 /// rayon hashing reads one mapping from several threads.
 mod guard {
+    #![allow(unsafe_code)]
+
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Once;
 
@@ -194,6 +222,11 @@ mod guard {
     };
     static TABLE: [Slot; SLOTS] = [EMPTY; SLOTS];
     static INSTALL: Once = Once::new();
+    /// Whether the handler is in place.
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    /// The page size, read before the handler is installed: `sysconf` is not
+    /// async-signal-safe, so the handler must not call it.
+    static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
     /// A registered mapping; unregisters on drop.
     pub struct Watch {
@@ -201,9 +234,13 @@ mod guard {
     }
 
     impl Watch {
-        /// Registers `map`'s range; `None` when the table is full.
+        /// Registers `map`'s range; `None` when the table is full or the handler could
+        /// not be installed (the caller then reads the file instead of mapping it).
         pub fn new(map: &[u8]) -> Option<Watch> {
-            INSTALL.call_once(install);
+            INSTALL.call_once(|| INSTALLED.store(install(), Ordering::Release));
+            if !INSTALLED.load(Ordering::Acquire) {
+                return None;
+            }
             let start = map.as_ptr() as usize;
             for slot in &TABLE {
                 if slot
@@ -232,29 +269,42 @@ mod guard {
         }
     }
 
-    fn install() {
-        // SAFETY: a plain C struct for which all-zero is valid; the handler only uses
-        // atomics and async-signal-safe system calls.
+    /// Installs the handler; false when it could not be (the page size unknown, or
+    /// `sigaction` refused).
+    fn install() -> bool {
+        // SAFETY: `sysconf` has no preconditions; it runs here, outside any handler.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        match usize::try_from(page) {
+            Ok(page) if page.is_power_of_two() => PAGE_SIZE.store(page, Ordering::Release),
+            _ => return false,
+        }
+        // SAFETY: `sigaction` is a plain C struct for which all-zero is valid; `act` is
+        // fully initialised before the call, and no old action is requested. The handler
+        // only loads and stores atomics and calls `mmap` and `signal`, both
+        // async-signal-safe system calls.
         unsafe {
             let mut act: libc::sigaction = std::mem::zeroed();
             act.sa_sigaction = on_sigbus as *const () as usize;
             act.sa_flags = libc::SA_SIGINFO | libc::SA_NODEFER;
             libc::sigemptyset(&mut act.sa_mask);
-            libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut());
+            libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut()) == 0
         }
     }
 
     extern "C" fn on_sigbus(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
         // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
         let addr = unsafe { (*info).si_addr() } as usize;
+        let page = PAGE_SIZE.load(Ordering::Acquire);
         for slot in &TABLE {
             let start = slot.start.load(Ordering::Acquire);
             let end = slot.end.load(Ordering::Acquire);
-            if start != 0 && (start..end).contains(&addr) {
-                // SAFETY: sysconf and mmap are async-signal-safe system calls; the page
-                // lies inside a mapping we own, which MAP_FIXED replaces in place.
-                let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+            if page != 0 && start != 0 && (start..end).contains(&addr) {
                 let base = addr & !(page - 1);
+                // SAFETY: `mmap` is async-signal-safe. `base..base + page` lies inside a
+                // registered mapping (mappings start on a page boundary and are still
+                // owned by the `hash_mapped` call that registered them, which is blocked
+                // in this fault), so MAP_FIXED replaces one of our own read-only pages in
+                // place with zeros and touches no other memory.
                 let p = unsafe {
                     libc::mmap(
                         base as *mut libc::c_void,
@@ -272,7 +322,7 @@ mod guard {
             }
         }
         // Not ours: let the fault kill the process as it would have.
-        // SAFETY: resetting a disposition is async-signal-safe.
+        // SAFETY: `signal` with SIG_DFL only resets a disposition; async-signal-safe.
         unsafe {
             libc::signal(libc::SIGBUS, libc::SIG_DFL);
         }
@@ -351,7 +401,7 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             std::fs::write(&path, &data).unwrap();
             assert_eq!(
-                hash_file(&path, len).unwrap(),
+                hash_path(&path, len).unwrap(),
                 Hashed::File {
                     hash: *blake3::hash(&data).as_bytes(),
                     size: len

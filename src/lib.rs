@@ -22,8 +22,17 @@
 //! A difference is a result ([`verify::Report`]); anything that prevents completing the
 //! check is an [`error::Error`]. The gate treats both the same way: it refuses to run the
 //! command. There is no path from "could not check" to "ran the command".
+//!
+//! # Unsafe code
+//! Denied crate-wide. It is allowed only where the operating system offers no safe
+//! interface: memory-mapping a file and catching `SIGBUS` on it ([`hash`]), and
+//! `execve` and signal dispositions ([`exec`]). Each block there carries a SAFETY note
+//! (`clippy::undocumented_unsafe_blocks` is on).
+
+#![deny(unsafe_code)]
 
 pub mod atomic;
+pub mod beneath;
 pub mod cli;
 pub mod commands;
 pub mod diff;

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use crate::beneath;
 use crate::error::{Error, Result};
 use crate::hash::Hashed;
 use crate::ignore::Matcher;
@@ -13,10 +14,7 @@ use crate::walk::{self, Found};
 
 /// Compiles the rules' patterns into a matcher.
 pub fn matcher(rules: &Rules) -> Result<Matcher> {
-    Matcher::new(&rules.patterns).map_err(|source| Error::Pattern {
-        origin: "ignore rules".into(),
-        source,
-    })
+    rules.matcher()
 }
 
 /// Walks and hashes `root` under `rules`, returning the manifest of what is there now.
@@ -34,13 +32,14 @@ pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
 
 /// Turns walked objects into entries, hashing the regular files in parallel.
 pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
-    let root_dir = walk::Root::open(root)?;
+    let root_dir = beneath::Root::open(root)?;
     let seal_one = |f: Found| {
         let node = match f.kind {
             Kind::File => {
                 // Through the walker, so paths longer than PATH_MAX work too.
-                let abs = || walk::join(root, &f.path);
-                match walk::hash(&root_dir, &f.path, f.size)
+                let abs = || beneath::join(root, &f.path);
+                match root_dir
+                    .hash_file(&f.path, f.size)
                     .map_err(|e| Error::io("read", &abs(), e))?
                 {
                     Hashed::File { hash, size } => Node::File { size, hash },
@@ -61,8 +60,9 @@ pub fn seal(root: &Path, found: Vec<Found>) -> Result<Vec<Entry>> {
     };
     let files = found.iter().filter(|f| f.kind == Kind::File);
     let bytes = files.clone().map(|f| f.size).sum();
-    match crate::pool::worth_it(files.count(), bytes) {
-        true => found.into_par_iter().map(seal_one).collect(),
-        false => found.into_iter().map(seal_one).collect(),
+    let pool = crate::pool::worth_threads(files.count(), bytes).then(crate::pool::workers);
+    match pool.flatten() {
+        Some(pool) => pool.install(|| found.into_par_iter().map(seal_one).collect()),
+        None => found.into_iter().map(seal_one).collect(),
     }
 }

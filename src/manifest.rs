@@ -20,6 +20,7 @@
 //! sane mode), and any corrupted byte is caught by the body checksum before the body is
 //! read. Errors are one-line reasons; the decoder never panics.
 
+use std::fmt;
 use std::mem::{align_of, offset_of, size_of};
 use std::path::Path;
 
@@ -36,9 +37,7 @@ pub const MAGIC: [u8; 8] = *b"TREESEAL";
 /// the body is a format break and must bump it.
 pub const FORMAT_VERSION: u16 = 2;
 
-/// The file name `lock` writes at the root of the tree by default. It is never part of
-/// the tree it describes: the walker skips this name at the root.
-pub const DEFAULT_NAME: &str = ".treeseal";
+pub use crate::tree::DEFAULT_NAME;
 
 /// The fixed-layout header. Every field is a byte array so the layout has no padding and
 /// no alignment; the assertions below pin it, and changing it is a format break.
@@ -202,7 +201,7 @@ impl Manifest {
         if bytes.len() as u64 > MAX_LEN {
             return Err(too_long());
         }
-        decode(&bytes).map_err(corrupt)
+        decode(&bytes).map_err(|e| corrupt(e.to_string()))
     }
 
     /// Writes the manifest to `path` atomically and durably (see [`crate::atomic::write`]:
@@ -261,79 +260,256 @@ fn le_u64(b: &[u8]) -> u64 {
     u64::from_le_bytes(b.try_into().expect("8 bytes"))
 }
 
-/// Decodes a manifest from its bytes. The error is a one-line reason.
-pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
+/// Why bytes are not a manifest this build can read. Each variant's message is one line
+/// that says what is wrong (and, for a version mismatch, what to do).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes do not start with the manifest's magic bytes.
+    WrongMagic,
+    /// Shorter than the fixed-size header.
+    ShortHeader {
+        /// How many bytes there are.
+        len: usize,
+    },
+    /// Written in a newer format version than this build reads.
+    NewerVersion(u16),
+    /// Written in an older format version than this build reads.
+    OlderVersion(u16),
+    /// Header flags or reserved bytes are set (a newer writer's feature).
+    UnknownFlags(u16),
+    /// The body is shorter than the header says.
+    TruncatedBody {
+        /// Body bytes the header promises.
+        promised: u64,
+        /// Body bytes there are.
+        found: u64,
+    },
+    /// Bytes follow the body the header describes.
+    TrailingGarbage(u64),
+    /// The body does not hash to the header's checksum.
+    ChecksumMismatch,
+    /// The header claims more entries than the body's bytes could hold.
+    TooManyEntries {
+        /// The entry count in the header.
+        count: u64,
+        /// The body's length in bytes.
+        body_len: usize,
+    },
+    /// The rules/origin block at the start of the body cannot be decoded.
+    BadMeta(postcard::Error),
+    /// Entry `index` cannot be decoded (cut short or malformed).
+    Undecodable {
+        /// The entry's position in the manifest.
+        index: u64,
+        /// postcard's reason; `None` when a file's hash is cut short.
+        source: Option<postcard::Error>,
+    },
+    /// Entry `index` says it shares more bytes with the previous path than that has.
+    SharedPrefixTooLong {
+        /// The entry's position in the manifest.
+        index: u64,
+        /// The bytes it claims to share.
+        shared: usize,
+        /// The previous path's length.
+        previous: usize,
+    },
+    /// Entry `index` decoded, but is not a valid entry.
+    BadEntry {
+        /// The entry's position in the manifest.
+        index: u64,
+        /// Its path (raw bytes; escaped when shown).
+        path: Vec<u8>,
+        /// What is wrong with it.
+        problem: EntryProblem,
+    },
+    /// Bytes are left in the body after the last entry.
+    LeftOver(usize),
+    /// An ignore pattern in the rules is empty or contains NUL.
+    BadPattern,
+}
+
+/// What is wrong with one decoded manifest entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryProblem {
+    /// Its path is empty.
+    EmptyPath,
+    /// Its path contains a NUL byte.
+    NulInPath,
+    /// Its path starts with `/`.
+    AbsolutePath,
+    /// Its path has an empty component (`a//b`, or a trailing `/`).
+    EmptyComponent,
+    /// Its path has a `.` or `..` component.
+    DotComponent,
+    /// It does not sort after the previous entry (or repeats it).
+    OutOfOrder,
+    /// Its parent directory is not the entry's nearest listed ancestor.
+    ParentMissing,
+    /// Its mode has bits outside `0o7777`.
+    ModeBits,
+    /// A file size no file system can hold.
+    ImpossibleSize,
+    /// A symlink target that is empty or contains NUL.
+    BadSymlinkTarget,
+    /// A kind tag this build does not know.
+    UnknownTag(u32),
+}
+
+impl fmt::Display for EntryProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntryProblem::EmptyPath => f.write_str("empty path"),
+            EntryProblem::NulInPath => f.write_str("NUL byte in path"),
+            EntryProblem::AbsolutePath => f.write_str("absolute path"),
+            EntryProblem::EmptyComponent => f.write_str("empty path component"),
+            EntryProblem::DotComponent => f.write_str("`.` or `..` component"),
+            EntryProblem::OutOfOrder => f.write_str("out of order or duplicate"),
+            EntryProblem::ParentMissing => f.write_str("its parent directory is not listed"),
+            EntryProblem::ModeBits => f.write_str("mode has bits outside 0o7777"),
+            EntryProblem::ImpossibleSize => f.write_str("impossible file size"),
+            EntryProblem::BadSymlinkTarget => f.write_str("empty symlink target or NUL byte in it"),
+            EntryProblem::UnknownTag(tag) => write!(f, "unknown kind tag {tag}"),
+        }
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::WrongMagic => f.write_str("not a treeseal manifest (wrong magic bytes)"),
+            DecodeError::ShortHeader { len } => write!(
+                f,
+                "truncated: {len} bytes, shorter than the {HEADER_LEN}-byte header"
+            ),
+            DecodeError::NewerVersion(v) => write!(
+                f,
+                "format version {v} is newer than this treeseal reads ({FORMAT_VERSION}); use a newer treeseal"
+            ),
+            DecodeError::OlderVersion(v) => write!(
+                f,
+                "format version {v} is older than this treeseal reads ({FORMAT_VERSION}); lock the tree again"
+            ),
+            DecodeError::UnknownFlags(flags) => write!(
+                f,
+                "unknown header flags {flags:#06x} (written by a newer treeseal?)"
+            ),
+            DecodeError::TruncatedBody { promised, found } => write!(
+                f,
+                "truncated: header promises {promised} body bytes, file has {found}"
+            ),
+            DecodeError::TrailingGarbage(n) => {
+                write!(f, "{n} bytes of trailing garbage after the body")
+            }
+            DecodeError::ChecksumMismatch => {
+                f.write_str("checksum mismatch: the file was damaged or edited")
+            }
+            DecodeError::TooManyEntries { count, body_len } => write!(
+                f,
+                "header claims {count} entries, more than {body_len} body bytes can hold"
+            ),
+            DecodeError::BadMeta(e) => write!(f, "bad rules/origin block: {e}"),
+            DecodeError::Undecodable { index, source } => match source {
+                Some(e) => write!(f, "entry {index}: cannot decode: {e}"),
+                None => write!(f, "entry {index}: cannot decode: the hash is cut short"),
+            },
+            DecodeError::SharedPrefixTooLong {
+                index,
+                shared,
+                previous,
+            } => write!(
+                f,
+                "entry {index}: shares {shared} bytes with a {previous}-byte path"
+            ),
+            DecodeError::BadEntry {
+                index,
+                path,
+                problem,
+            } => write!(
+                f,
+                "entry {index} ({}): {problem}",
+                crate::escape::escape(path)
+            ),
+            DecodeError::LeftOver(n) => write!(f, "{n} bytes left over after the last entry"),
+            DecodeError::BadPattern => f.write_str("an ignore pattern is empty or contains NUL"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Decodes a manifest from its bytes.
+pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
     if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
-        return Err("not a treeseal manifest (wrong magic bytes)".into());
+        return Err(DecodeError::WrongMagic);
     }
     if bytes.len() < HEADER_LEN {
-        return Err(format!(
-            "truncated: {} bytes, shorter than the {HEADER_LEN}-byte header",
-            bytes.len()
-        ));
+        return Err(DecodeError::ShortHeader { len: bytes.len() });
     }
     let (header, body) = bytes.split_at(HEADER_LEN);
     let version = le_u16(&header[offset_of!(RawHeader, version)..][..2]);
     if version != FORMAT_VERSION {
         return Err(if version > FORMAT_VERSION {
-            format!("format version {version} is newer than this treeseal reads ({FORMAT_VERSION}); use a newer treeseal")
+            DecodeError::NewerVersion(version)
         } else {
-            format!("format version {version} is older than this treeseal reads ({FORMAT_VERSION}); lock the tree again")
+            DecodeError::OlderVersion(version)
         });
     }
     let flags = le_u16(&header[offset_of!(RawHeader, flags)..][..2]);
     let reserved = &header[offset_of!(RawHeader, reserved)..][..4];
     if flags != 0 || reserved != [0; 4] {
-        return Err(format!(
-            "unknown header flags {flags:#06x} (written by a newer treeseal?)"
-        ));
+        return Err(DecodeError::UnknownFlags(flags));
     }
     let count = le_u64(&header[offset_of!(RawHeader, entries)..][..8]);
     let body_len = le_u64(&header[offset_of!(RawHeader, body_len)..][..8]);
     if body_len != body.len() as u64 {
         return Err(if body_len > body.len() as u64 {
-            format!(
-                "truncated: header promises {body_len} body bytes, file has {}",
-                body.len()
-            )
+            DecodeError::TruncatedBody {
+                promised: body_len,
+                found: body.len() as u64,
+            }
         } else {
-            format!(
-                "{} bytes of trailing garbage after the body",
-                body.len() as u64 - body_len
-            )
+            DecodeError::TrailingGarbage(body.len() as u64 - body_len)
         });
     }
     if blake3::hash(body).as_bytes() != &header[offset_of!(RawHeader, body_blake3)..][..32] {
-        return Err("checksum mismatch: the file was damaged or edited".into());
+        return Err(DecodeError::ChecksumMismatch);
     }
     if count > (body.len() / MIN_ENTRY_LEN) as u64 {
-        return Err(format!(
-            "header claims {count} entries, more than {} body bytes can hold",
-            body.len()
-        ));
+        return Err(DecodeError::TooManyEntries {
+            count,
+            body_len: body.len(),
+        });
     }
 
     let (meta, mut rest): (Meta, _) =
-        postcard::take_from_bytes(body).map_err(|e| format!("bad rules/origin block: {e}"))?;
+        postcard::take_from_bytes(body).map_err(DecodeError::BadMeta)?;
     let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
     let mut dirs: Vec<usize> = Vec::new(); // lengths of the open ancestor directory paths
     for index in 0..count {
-        let cannot = |e: postcard::Error| format!("entry {index}: cannot decode: {e}");
+        let cannot = |e: postcard::Error| DecodeError::Undecodable {
+            index,
+            source: Some(e),
+        };
         let ((shared, suffix, head), tail): ((u32, &[u8], u32), _) =
             postcard::take_from_bytes(rest).map_err(cannot)?;
         rest = tail;
         let prev: &[u8] = entries.last().map_or(&[], |e| &e.path);
         let shared = shared as usize;
         if shared > prev.len() {
-            return Err(format!(
-                "entry {index}: shares {shared} bytes with a {}-byte path",
-                prev.len()
-            ));
+            return Err(DecodeError::SharedPrefixTooLong {
+                index,
+                shared,
+                previous: prev.len(),
+            });
         }
         let mut path = Vec::with_capacity(shared + suffix.len());
         path.extend_from_slice(&prev[..shared]);
         path.extend_from_slice(suffix);
-        let at = |why: &str| format!("entry {index} ({}): {why}", crate::escape::escape(&path));
+        let at = |problem| DecodeError::BadEntry {
+            index,
+            path: path.clone(),
+            problem,
+        };
         // Whole components shared with the previous path were checked with it.
         let from = prev[..shared]
             .iter()
@@ -341,7 +517,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
             .map_or(0, |i| i + 1);
         check_path(&path, from).map_err(at)?;
         if !entries.is_empty() && tree::path_order(&prev[shared..], &path[shared..]).is_ge() {
-            return Err(at("out of order or duplicate"));
+            return Err(at(EntryProblem::OutOfOrder));
         }
         while let Some(&len) = dirs.last() {
             // Open directories are ancestors of (or equal to) the previous path.
@@ -352,11 +528,11 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
         }
         let parent_len = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
         if dirs.last().copied().unwrap_or(0) != parent_len {
-            return Err(at("its parent directory is not listed"));
+            return Err(at(EntryProblem::ParentMissing));
         }
         let xmode = head >> TAG_BITS;
         if xmode > 0o7777 {
-            return Err(at("mode has bits outside 0o7777"));
+            return Err(at(EntryProblem::ModeBits));
         }
         let node = match head & ((1 << TAG_BITS) - 1) {
             TAG_FILE => {
@@ -364,14 +540,15 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
                 // postcard writes a [u8; 32] as its 32 bytes; taken as they are, not one
                 // element at a time through serde (7% of loading a manifest).
                 let Some((hash, tail)) = tail.split_first_chunk::<32>() else {
-                    return Err(format!(
-                        "entry {index}: cannot decode: the hash is cut short"
-                    ));
+                    return Err(DecodeError::Undecodable {
+                        index,
+                        source: None,
+                    });
                 };
                 let hash: Hash = *hash;
                 rest = tail;
                 if size > i64::MAX as u64 {
-                    return Err(at("impossible file size"));
+                    return Err(at(EntryProblem::ImpossibleSize));
                 }
                 Node::File { size, hash }
             }
@@ -380,7 +557,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
                 let (target, tail): (&[u8], _) = postcard::take_from_bytes(rest).map_err(cannot)?;
                 rest = tail;
                 if target.is_empty() || target.contains(&0) {
-                    return Err(at("empty symlink target or NUL byte in it"));
+                    return Err(at(EntryProblem::BadSymlinkTarget));
                 }
                 Node::Symlink {
                     target: target.to_vec(),
@@ -389,7 +566,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
             TAG_FIFO => Node::Special(Kind::Fifo),
             TAG_SOCKET => Node::Special(Kind::Socket),
             TAG_DEVICE => Node::Special(Kind::Device),
-            tag => return Err(at(&format!("unknown kind tag {tag}"))),
+            tag => return Err(at(EntryProblem::UnknownTag(tag))),
         };
         if node == Node::Dir {
             dirs.push(path.len());
@@ -398,14 +575,11 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
         entries.push(Entry { path, mode, node });
     }
     if !rest.is_empty() {
-        return Err(format!(
-            "{} bytes left over after the last entry",
-            rest.len()
-        ));
+        return Err(DecodeError::LeftOver(rest.len()));
     }
     for p in &meta.rules.patterns {
         if p.is_empty() || p.contains('\0') {
-            return Err("an ignore pattern is empty or contains NUL".into());
+            return Err(DecodeError::BadPattern);
         }
     }
     Ok(Manifest {
@@ -418,21 +592,21 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, String> {
 /// Checks one manifest path: relative, non-empty components, no `.`/`..`, no NUL.
 /// Checks `path[from..]`, where `path[..from]` is whole components already checked (`from`
 /// is 0 or just after a `/`).
-fn check_path(path: &[u8], from: usize) -> std::result::Result<(), &'static str> {
+fn check_path(path: &[u8], from: usize) -> std::result::Result<(), EntryProblem> {
     if path.is_empty() {
-        return Err("empty path");
+        return Err(EntryProblem::EmptyPath);
     }
     let tail = &path[from..];
     if tail.contains(&0) {
-        return Err("NUL byte in path");
+        return Err(EntryProblem::NulInPath);
     }
     if from == 0 && path[0] == b'/' {
-        return Err("absolute path");
+        return Err(EntryProblem::AbsolutePath);
     }
     for component in tail.split(|&c| c == b'/') {
         match component {
-            b"" => return Err("empty path component"),
-            b"." | b".." => return Err("`.` or `..` component"),
+            b"" => return Err(EntryProblem::EmptyComponent),
+            b"." | b".." => return Err(EntryProblem::DotComponent),
             _ => {}
         }
     }
@@ -513,21 +687,23 @@ mod tests {
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(decode(&longer).unwrap_err().contains("trailing garbage"));
+        assert_eq!(decode(&longer), Err(DecodeError::TrailingGarbage(1)));
     }
 
     #[test]
     fn reseal_makes_an_edited_body_pass_the_checksum() {
         let mut bytes = sample().encode();
         bytes.push(0);
-        assert!(decode(&bytes).unwrap_err().contains("trailing garbage"));
+        assert_eq!(decode(&bytes), Err(DecodeError::TrailingGarbage(1)));
         reseal(&mut bytes);
-        assert!(decode(&bytes)
-            .unwrap_err()
-            .contains("left over after the last entry"));
+        assert_eq!(decode(&bytes), Err(DecodeError::LeftOver(1)));
+        assert_eq!(
+            DecodeError::LeftOver(1).to_string(),
+            "1 bytes left over after the last entry"
+        );
     }
 
-    fn with_entries(entries: Vec<Entry>) -> std::result::Result<Manifest, String> {
+    fn with_entries(entries: Vec<Entry>) -> std::result::Result<Manifest, DecodeError> {
         let m = Manifest {
             entries,
             ..sample()
@@ -547,45 +723,53 @@ mod tests {
 
     #[test]
     fn rejects_bad_paths_and_order() {
+        use EntryProblem::*;
         let f = || Node::File {
             size: 1,
             hash: [0; 32],
         };
         for (entries, want) in [
-            (vec![e(b"../x", f())], "`.` or `..`"),
-            (vec![e(b"./x", f())], "`.` or `..`"),
-            (vec![e(b"/x", f())], "absolute"),
-            (vec![e(b"a//b", f())], "empty path component"),
-            (vec![e(b"a\0b", f())], "NUL"),
-            (vec![e(b"b", f()), e(b"a", f())], "out of order"),
-            (vec![e(b"a", f()), e(b"a", f())], "out of order"),
-            (vec![e(b"a/b", f())], "parent directory"),
-            (vec![e(b"a", f()), e(b"a/b", f())], "parent directory"),
+            (vec![e(b"../x", f())], DotComponent),
+            (vec![e(b"./x", f())], DotComponent),
+            (vec![e(b"/x", f())], AbsolutePath),
+            (vec![e(b"a//b", f())], EmptyComponent),
+            (vec![e(b"a\0b", f())], NulInPath),
+            (vec![e(b"b", f()), e(b"a", f())], OutOfOrder),
+            (vec![e(b"a", f()), e(b"a", f())], OutOfOrder),
+            (vec![e(b"a/b", f())], ParentMissing),
+            (vec![e(b"a", f()), e(b"a/b", f())], ParentMissing),
             (
                 vec![e(b"a", Node::Dir), e(b"a/b", Node::Dir), e(b"a/bc/d", f())],
-                "parent directory",
+                ParentMissing,
             ),
             (
                 vec![e(b"l", Node::Symlink { target: vec![] })],
-                "symlink target",
+                BadSymlinkTarget,
             ),
             // The bad component starts inside the part shared with the previous path.
             (
                 vec![e(b"a", Node::Dir), e(b"a/b", Node::Dir), e(b"a/b/..", f())],
-                "`.` or `..`",
+                DotComponent,
             ),
             (
                 vec![e(b"a", Node::Dir), e(b"a/bc", Node::Dir), e(b"a/b\0", f())],
-                "NUL",
+                NulInPath,
             ),
-            (
-                vec![e(b"a", Node::Dir), e(b"a/", f())],
-                "empty path component",
-            ),
+            (vec![e(b"a", Node::Dir), e(b"a/", f())], EmptyComponent),
         ] {
             let err = with_entries(entries).unwrap_err();
-            assert!(err.contains(want), "{err} should mention {want}");
+            assert!(
+                matches!(err, DecodeError::BadEntry { problem, .. } if problem == want),
+                "{err} should be {want:?}"
+            );
         }
+        // The line names the entry, escaped.
+        assert_eq!(
+            with_entries(vec![e(b"b", f()), e(b"a\nb", f())])
+                .unwrap_err()
+                .to_string(),
+            "entry 1 (a\\nb): out of order or duplicate"
+        );
         let ok = vec![
             e(b"a", Node::Dir),
             e(b"a/b", Node::Dir),
@@ -619,26 +803,46 @@ mod tests {
         assert!(with_head(&[TAG_DIR as u8]).is_ok());
         for tag in [6u8, 7] {
             let err = with_head(&[tag]).unwrap_err();
-            assert!(err.contains(&format!("unknown kind tag {tag}")), "{err}");
+            assert_eq!(
+                err.to_string(),
+                format!("entry 0 (a): unknown kind tag {tag}")
+            );
         }
         // Mode 0o10000 (one bit too many) on a directory: 0o10000 << 3 | 1 as a varint.
         let err = with_head(&[0x81, 0x80, 0x02]).unwrap_err();
-        assert!(err.contains("mode has bits outside"), "{err}");
+        assert!(
+            matches!(
+                err,
+                DecodeError::BadEntry {
+                    problem: EntryProblem::ModeBits,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn rejects_unknown_versions_and_impossible_counts() {
         let mut b = sample().encode();
         b[8] = 9;
-        assert!(decode(&b).unwrap_err().contains("newer"));
+        assert_eq!(decode(&b), Err(DecodeError::NewerVersion(9)));
         b[8] = 1;
-        assert!(decode(&b).unwrap_err().contains("lock the tree again"));
+        let err = decode(&b).unwrap_err();
+        assert_eq!(err, DecodeError::OlderVersion(1));
+        assert!(err.to_string().ends_with("; lock the tree again"), "{err}");
         let mut b = sample().encode();
         b[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(decode(&b).unwrap_err().contains("more than"));
+        assert!(matches!(
+            decode(&b),
+            Err(DecodeError::TooManyEntries {
+                count: u64::MAX,
+                ..
+            })
+        ));
         let mut b = sample().encode();
         b[10] = 1;
-        assert!(decode(&b).unwrap_err().contains("flags"));
+        assert_eq!(decode(&b), Err(DecodeError::UnknownFlags(1)));
     }
 
     #[test]

@@ -10,7 +10,15 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+use nix::libc;
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ignore::Matcher;
+
+/// The file name `lock` writes at the root of the tree by default. It is never part of
+/// the tree it describes: the walker skips this name at the root.
+pub const DEFAULT_NAME: &str = ".treeseal";
 
 /// A blake3 hash of a file's content (or of the canonical tree description).
 pub type Hash = [u8; 32];
@@ -33,6 +41,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind of a file from its `st_mode`.
+    pub fn from_mode(mode: u32) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFREG => Kind::File,
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFLNK => Kind::Symlink,
+            libc::S_IFIFO => Kind::Fifo,
+            libc::S_IFSOCK => Kind::Socket,
+            _ => Kind::Device,
+        }
+    }
+
     /// The lowercase name used in messages and in `show --json`.
     pub fn name(self) -> &'static str {
         match self {
@@ -109,6 +129,16 @@ pub struct Rules {
     pub modes: ModePolicy,
 }
 
+impl Rules {
+    /// Compiles the patterns into the matcher that decides what belongs to the tree.
+    pub fn matcher(&self) -> Result<Matcher> {
+        Matcher::new(&self.patterns).map_err(|source| Error::Pattern {
+            origin: "ignore rules".into(),
+            source,
+        })
+    }
+}
+
 /// What an entry is, with the data that is sealed for that kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Node {
@@ -172,6 +202,17 @@ pub fn path_order(a: &[u8], b: &[u8]) -> Ordering {
         Some(i) => rank(a[i]).cmp(&rank(b[i])),
         None => a.len().cmp(&b.len()),
     }
+}
+
+/// Whether `path` lies below the directory `dir` (both tree paths).
+pub fn is_below(path: &[u8], dir: &[u8]) -> bool {
+    path.len() > dir.len() && path[dir.len()] == b'/' && path.starts_with(dir)
+}
+
+/// How many items at the start of `rest`, a list in path order, lie below `dir` (all of
+/// them are contiguous, right after `dir` itself).
+pub fn count_below<T>(rest: &[T], dir: &[u8], path: impl Fn(&T) -> &[u8]) -> usize {
+    rest.iter().take_while(|x| is_below(path(x), dir)).count()
 }
 
 /// Domain separation for the root digest; changing it changes every digest.

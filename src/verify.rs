@@ -21,12 +21,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use rayon::prelude::*;
 
+use crate::beneath;
 use crate::error::{Error, Result};
 use crate::escape::escape;
 use crate::hash::Hashed;
 use crate::ignore::{Decision, Matcher};
 use crate::manifest::Manifest;
-use crate::tree::{path_order, Entry, Kind, ModePolicy, Node};
+use crate::tree::{count_below, is_below, path_order, Entry, Kind, ModePolicy, Node};
 use crate::walk::{self, Found, Stamp};
 
 /// What differs at one path.
@@ -163,7 +164,8 @@ pub struct Report {
     pub files_trusted: u64,
     /// For every regular file hashed and found equal: (manifest entry index, its metadata
     /// stamp), sorted by index — the snapshot a later cheap check compares against. Files
-    /// trusted from [`Options::trusted`] are not repeated here.
+    /// trusted from [`Options::trusted`] are not repeated here, nor are files whose times
+    /// are out of range for a stamp (they are hashed every time).
     pub stamps: Vec<(u32, Stamp)>,
 }
 
@@ -174,10 +176,11 @@ impl Report {
     }
 }
 
-/// A comparison that needs hashing: the manifest entry's index, and the file's stamp.
+/// A comparison that needs hashing: the manifest entry's index, and the file's stamp
+/// (none when its times are out of range: such a file is never trusted later).
 struct Job {
     index: u32,
-    stamp: Stamp,
+    stamp: Option<Stamp>,
 }
 
 /// Where a comparison lies in path order: differences are reported in this order, and
@@ -190,10 +193,12 @@ fn position(index: usize) -> usize {
 
 /// Verifies the tree at `root` against `manifest`.
 pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Report> {
-    let matcher = crate::lock::matcher(&manifest.rules)?;
-    // Consumed as it is merged: the walk's objects are never all held at once.
+    let matcher = manifest.rules.matcher()?;
+    // Consumed as it is merged. The walk holds every directory's listing before the first
+    // object comes out, and frees each listing as it is handed out: the tree is never
+    // held twice, but it is held once, in full, at the start.
     let mut found = walk::walk(root, &matcher)?.peekable();
-    let root_dir = walk::Root::open(root)?;
+    let root_dir = beneath::Root::open(root)?;
     let policy = manifest.rules.modes;
     let expected = &manifest.entries;
 
@@ -267,7 +272,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                         // The snapshot is sorted by index, and so are these visits.
                         while snapshot.next_if(|(at, _)| *at < index).is_some() {}
                         match snapshot.next_if(|(at, _)| *at == index) {
-                            Some((_, stamp)) if *stamp == f.stamp => files_trusted += 1,
+                            Some((_, stamp)) if Some(*stamp) == f.stamp => files_trusted += 1,
                             _ => jobs.push(Job {
                                 index,
                                 stamp: f.stamp,
@@ -302,7 +307,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
             return None;
         }
         hashed.fetch_add(1, AtomicOrdering::Relaxed);
-        let what = match walk::hash(&root_dir, &entry.path, entry.node.size()) {
+        let what = match root_dir.hash_file(&entry.path, entry.node.size()) {
             Ok(Hashed::File { hash, size }) => match &entry.node {
                 Node::File {
                     hash: want,
@@ -320,13 +325,13 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                 expected: Kind::File,
                 // Whatever replaced it; if even that cannot be looked at, it is
                 // still not the file that was sealed.
-                found: walk::kind_now(root, &entry.path).unwrap_or(Kind::File),
+                found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(What::Missing {
                 kind: Kind::File,
                 below: 0,
             }),
-            Err(e) => Err(Error::io("read", &walk::join(root, &entry.path), e)),
+            Err(e) => Err(Error::io("read", &beneath::join(root, &entry.path), e)),
         };
         if !options.all {
             first.fetch_min(seq, AtomicOrdering::Relaxed);
@@ -338,11 +343,11 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         .iter()
         .map(|j| expected[j.index as usize].node.size())
         .sum();
-    let failures: Vec<(usize, Result<Difference>)> =
-        match crate::pool::worth_it(jobs.len(), bytes_to_hash) {
-            true => jobs.par_iter().filter_map(check).collect(),
-            false => jobs.iter().filter_map(check).collect(),
-        };
+    let pool = crate::pool::worth_threads(jobs.len(), bytes_to_hash).then(crate::pool::workers);
+    let failures: Vec<(usize, Result<Difference>)> = match pool.flatten() {
+        Some(pool) => pool.install(|| jobs.par_iter().filter_map(check).collect()),
+        None => jobs.iter().filter_map(check).collect(),
+    };
 
     let mut report = Report {
         entries: expected.len(),
@@ -387,7 +392,10 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     report.differences = diffs.into_iter().map(|(_, d)| d).collect();
     if report.differences.is_empty() {
         // Collected in place: the jobs' memory becomes the snapshot.
-        report.stamps = jobs.into_iter().map(|j| (j.index, j.stamp)).collect();
+        report.stamps = jobs
+            .into_iter()
+            .filter_map(|j| Some((j.index, j.stamp?)))
+            .collect();
     }
     Ok(report)
 }
@@ -400,16 +408,6 @@ fn skip_below(found: &mut std::iter::Peekable<walk::Walk>, dir: &[u8]) -> usize 
         n += 1;
     }
     n
-}
-
-fn is_below(path: &[u8], dir: &[u8]) -> bool {
-    path.len() > dir.len() && path[dir.len()] == b'/' && path.starts_with(dir)
-}
-
-/// How many items at the start of `rest` lie below `dir` (all of them are contiguous in
-/// path order, right after it).
-pub fn count_below<T>(rest: &[T], dir: &[u8], path: impl Fn(&T) -> &[u8]) -> usize {
-    rest.iter().take_while(|x| is_below(path(x), dir)).count()
 }
 
 fn mode_difference(policy: ModePolicy, e: &Entry, f: &Found) -> Option<What> {

@@ -10,8 +10,8 @@
 //! stitched back in order, so the output is in [`path_order`]
 //! whatever the thread count.
 //!
-//! The walk only reads metadata. Hashing file contents is [`crate::hash`]'s job; [`hash()`]
-//! opens a tree path for it.
+//! The walk only reads metadata. Hashing file contents is [`crate::hash`]'s job, and
+//! opening a tree path safely is [`crate::beneath`]'s.
 //!
 //! # Robustness
 //!
@@ -26,29 +26,30 @@
 //! so depth is not limited by path length either. When several directories cannot be
 //! read, the error reported is the one first in path order, whatever the thread count.
 
-use std::ffi::OsStr;
-use std::fs::File;
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
 
-use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag, AT_FDCWD};
-use nix::sys::stat::{fstatat, FileStat, Mode, SFlag};
+use nix::fcntl::{readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstatat, FileStat};
 use rayon::prelude::*;
 use rustix::fs::RawDir;
 
+/// Checks that a root to walk is an existing directory (see [`crate::beneath`]).
+pub use crate::beneath::check_root;
+use crate::beneath::{join, open_beneath};
 use crate::error::{Error, Result};
-use crate::hash::{self, hash_file, Hashed};
 use crate::ignore::{Decision, DirState, Matcher};
-use crate::manifest::DEFAULT_NAME;
-use crate::tree::{path_order, Kind};
+use crate::tree::{path_order, Kind, DEFAULT_NAME};
 
 /// When a file's metadata says it may have changed (for the cheap healthcheck).
+///
+/// Times are nanoseconds since the epoch in an `i64`, which holds 1677-09-21 to
+/// 2262-04-11. A file whose mtime or ctime lies outside that range has no stamp at all
+/// (`Stamp::of` gives none) rather than a clamped one: clamping would give every time past
+/// the limit the same value, so a change from one such time to another would look like
+/// no change to the cheap check.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stamp {
     /// Device number.
@@ -62,14 +63,26 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    fn of(st: &FileStat) -> Stamp {
-        Stamp {
+    /// The stamp of `st`, or `None` when a time does not fit (the file is then always
+    /// hashed, never trusted from a snapshot).
+    fn of(st: &FileStat) -> Option<Stamp> {
+        Some(Stamp {
             dev: st.st_dev,
             ino: st.st_ino,
-            mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
-            ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
-        }
+            mtime_ns: nanos(st.st_mtime, st.st_mtime_nsec)?,
+            ctime_ns: nanos(st.st_ctime, st.st_ctime_nsec)?,
+        })
     }
+}
+
+/// `secs` seconds and `nsec` nanoseconds since the epoch, in nanoseconds, if that fits an
+/// `i64` and `nsec` is a proper fraction of a second (so that distinct times give
+/// distinct values).
+fn nanos(secs: i64, nsec: i64) -> Option<i64> {
+    if !(0..1_000_000_000).contains(&nsec) {
+        return None;
+    }
+    secs.checked_mul(1_000_000_000)?.checked_add(nsec)
 }
 
 /// One object found by the walk: metadata only, no content hash.
@@ -85,8 +98,9 @@ pub struct Found {
     pub size: u64,
     /// Symlink target; empty for other kinds.
     pub target: Box<[u8]>,
-    /// Change-detection metadata.
-    pub stamp: Stamp,
+    /// Change-detection metadata; `None` when the file's times are out of range (see
+    /// [`Stamp`]).
+    pub stamp: Option<Stamp>,
 }
 
 /// Walks `root` and returns what `COPY` would copy, in path order.
@@ -111,13 +125,14 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
         let list_one =
             |(_, rel, state): &(usize, Vec<u8>, DirState)| list(root, rel, state, matcher);
         // A level of one directory (the root's, or a chain of lone subdirectories) is
-        // listed on the calling thread: no worker threads for a small tree.
-        let listed: Vec<_> = match level.len() {
-            1 => level.iter().map(list_one).collect(),
-            _ => {
-                crate::pool::ensure();
-                level.par_iter().map(list_one).collect()
-            }
+        // listed on the calling thread: no worker threads for a narrow tree.
+        let pool = match level.len() {
+            1 => None,
+            _ => crate::pool::workers(),
+        };
+        let listed: Vec<_> = match pool {
+            Some(pool) => pool.install(|| level.par_iter().map(list_one).collect()),
+            None => level.iter().map(list_one).collect(),
         };
         let mut next = Vec::new();
         for ((index, _, _), listing) in level.into_iter().zip(listed) {
@@ -214,155 +229,6 @@ impl Iterator for Walk {
     }
 }
 
-/// Checks that `root` is an existing directory.
-pub fn check_root(root: &Path) -> Result<()> {
-    match std::fs::metadata(root) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(Error::Root {
-            path: root.to_path_buf(),
-            problem: "is not a directory",
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::Root {
-            path: root.to_path_buf(),
-            problem: "does not exist",
-        }),
-        Err(e) => Err(Error::io("open", root, e)),
-    }
-}
-
-/// The absolute path of a relative tree path (for messages, and for opening when it is
-/// short enough; see [`at`]).
-pub fn join(root: &Path, rel: &[u8]) -> PathBuf {
-    if rel.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(OsStr::from_bytes(rel))
-    }
-}
-
-/// Paths at least this long are opened in pieces: comfortably below Linux's `PATH_MAX`
-/// (4096 bytes with the final NUL) and above any name (`NAME_MAX` is 255).
-const CHUNK: usize = 3072;
-
-/// Opens `root/rel` with `flags`, however long the path: a path of `CHUNK` bytes or
-/// more is resolved a piece at a time with `openat`, each piece's directory opened with
-/// `O_PATH | O_NOFOLLOW` (only search permission needed, as for an ordinary lookup).
-/// At most two descriptors are open at any moment.
-pub fn open_beneath(root: &Path, rel: &[u8], flags: OFlag) -> io::Result<OwnedFd> {
-    let full = join(root, rel);
-    if full.as_os_str().len() < CHUNK {
-        return Ok(openat(
-            AT_FDCWD,
-            &full,
-            flags | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?);
-    }
-    let step = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    let mut dir = openat(AT_FDCWD, root, step, Mode::empty())?;
-    let mut rest = rel;
-    while rest.len() >= CHUNK {
-        let cut = rest[..CHUNK]
-            .iter()
-            .rposition(|&c| c == b'/')
-            .filter(|&cut| cut > 0)
-            .ok_or_else(|| io::Error::from_raw_os_error(nix::libc::ENAMETOOLONG))?;
-        dir = openat(&dir, &rest[..cut], step | OFlag::O_NOFOLLOW, Mode::empty())?;
-        rest = &rest[cut + 1..];
-    }
-    Ok(openat(&dir, rest, flags | OFlag::O_CLOEXEC, Mode::empty())?)
-}
-
-/// Runs `f` on a path through which `root/rel` can be opened: the joined path when it is
-/// short enough for the kernel, else `/proc/self/fd/N/NAME` with `N` a handle on the
-/// parent directory (opened with [`open_beneath`]) that lives for the call. Only the last
-/// component is looked up by `f`, so `O_NOFOLLOW` there keeps its meaning.
-pub fn at<T>(root: &Path, rel: &[u8], f: impl FnOnce(&Path) -> io::Result<T>) -> io::Result<T> {
-    let full = join(root, rel);
-    if full.as_os_str().len() < CHUNK {
-        return f(&full);
-    }
-    let (parent, name) = match rel.iter().rposition(|&c| c == b'/') {
-        Some(slash) => (&rel[..slash], &rel[slash + 1..]),
-        None => (&rel[..0], rel),
-    };
-    let mut flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
-    if !parent.is_empty() {
-        flags |= OFlag::O_NOFOLLOW;
-    }
-    let dir = open_beneath(root, parent, flags)?;
-    let proc = Path::new("/proc/self/fd");
-    if !proc.is_dir() {
-        return Err(io::Error::other(
-            "the path is longer than PATH_MAX and /proc is not mounted to open it through",
-        ));
-    }
-    f(&proc
-        .join(dir.as_raw_fd().to_string())
-        .join(OsStr::from_bytes(name)))
-}
-
-/// Hashes the regular file at `root/rel`.
-///
-/// The file is opened with `openat2` beneath the root's handle with `RESOLVE_NO_SYMLINKS`:
-/// a directory on the way that was swapped for a symlink since the walk cannot redirect
-/// the read, and the root's own path is not resolved again for every file. Where
-/// `openat2` is unavailable, or for a path longer than `PATH_MAX`, [`hash_file`] opens it
-/// through [`at`] (only the last component is then guarded against symlinks).
-pub fn hash(root: &Root, rel: &[u8], size_hint: u64) -> io::Result<Hashed> {
-    if rel.len() < CHUNK && OPENAT2.load(Ordering::Relaxed) {
-        let how = OpenHow::new()
-            .flags(hash::OPEN_FLAGS)
-            .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
-        match openat2(&root.fd, rel, how) {
-            Ok(fd) => return hash::hash_open(File::from(fd), size_hint),
-            // Some component (the file itself, or a directory swapped in since the walk)
-            // is a symlink: not the regular file that was sealed.
-            Err(Errno::ELOOP) => return Ok(Hashed::NotRegular),
-            // A kernel before 5.6, or a seccomp profile that refuses the call.
-            Err(Errno::ENOSYS | Errno::EPERM) => OPENAT2.store(false, Ordering::Relaxed),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    at(&root.path, rel, |path| hash_file(path, size_hint))
-}
-
-/// Whether `openat2` is usable here; cleared on the first refusal.
-static OPENAT2: AtomicBool = AtomicBool::new(true);
-
-/// A tree root: its path, and a handle that files are opened beneath.
-#[derive(Debug)]
-pub struct Root {
-    /// The root as given (the context; followed if it is a symlink).
-    pub path: PathBuf,
-    fd: OwnedFd,
-}
-
-impl Root {
-    /// Opens the root directory.
-    pub fn open(path: &Path) -> Result<Root> {
-        check_root(path)?;
-        let fd = openat(
-            AT_FDCWD,
-            path,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::io("open", path, e.into()))?;
-        Ok(Root {
-            path: path.to_path_buf(),
-            fd,
-        })
-    }
-}
-
-/// The kind of whatever is at `root/rel` now, without following a symlink there.
-pub fn kind_now(root: &Path, rel: &[u8]) -> io::Result<Kind> {
-    at(root, rel, |path| {
-        Ok(kind_of_mode(std::fs::symlink_metadata(path)?.mode()))
-    })
-}
-
 /// A child of a directory after its decision.
 enum Slot {
     /// A non-directory that is part of the tree.
@@ -429,7 +295,7 @@ fn list(
         path.extend_from_slice(name);
         let st = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
             .map_err(|e| fail(&path, "stat", e.into()))?;
-        let kind = kind_of_mode(st.st_mode);
+        let kind = Kind::from_mode(st.st_mode);
         let decision = matcher.decide(&path, kind == Kind::Dir, state);
         if decision == Decision::Exclude {
             continue;
@@ -476,21 +342,13 @@ fn list(
     Ok(slots)
 }
 
-/// The kind of a file from its `st_mode`.
-fn kind_of_mode(mode: u32) -> Kind {
-    match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
-        SFlag::S_IFREG => Kind::File,
-        SFlag::S_IFDIR => Kind::Dir,
-        SFlag::S_IFLNK => Kind::Symlink,
-        SFlag::S_IFIFO => Kind::Fifo,
-        SFlag::S_IFSOCK => Kind::Socket,
-        _ => Kind::Device,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::beneath::{kind_now, Root};
+    use crate::hash::Hashed;
+    use nix::fcntl::{openat, AT_FDCWD};
+    use nix::sys::stat::Mode;
 
     /// Makes `depth` nested directories named `name` below `dir` with relative `mkdir` +
     /// `openat` (the absolute path soon exceeds `PATH_MAX`), and a file at the bottom.
@@ -522,24 +380,6 @@ mod tests {
     }
 
     #[test]
-    fn a_directory_swapped_for_a_symlink_cannot_redirect_the_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("a")).unwrap();
-        std::fs::create_dir_all(root.join("copy")).unwrap();
-        std::fs::write(root.join("a/f"), b"same").unwrap();
-        std::fs::write(root.join("copy/f"), b"same").unwrap();
-        let handle = Root::open(root).unwrap();
-        assert!(matches!(
-            hash(&handle, b"a/f", 4).unwrap(),
-            Hashed::File { .. }
-        ));
-        std::fs::remove_dir_all(root.join("a")).unwrap();
-        std::os::unix::fs::symlink("copy", root.join("a")).unwrap();
-        assert_eq!(hash(&handle, b"a/f", 4).unwrap(), Hashed::NotRegular);
-    }
-
-    #[test]
     fn paths_longer_than_path_max_are_walked_and_hashed() {
         let t = tempfile::tempdir().unwrap();
         let leaf = deep(t.path(), &"d".repeat(100), 60);
@@ -551,7 +391,7 @@ mod tests {
         assert_eq!(*found[60].path, *leaf);
         assert_eq!((found[60].kind, found[60].size), (Kind::File, 4));
         assert_eq!(
-            hash(&Root::open(t.path()).unwrap(), &leaf, 4).unwrap(),
+            Root::open(t.path()).unwrap().hash_file(&leaf, 4).unwrap(),
             Hashed::File {
                 hash: *blake3::hash(b"deep").as_bytes(),
                 size: 4

@@ -119,6 +119,24 @@ fn with_nofile(c: &mut Command, n: u64) -> &mut Command {
     }
 }
 
+/// Sets RLIMIT_NPROC to `n` in the child. Root is exempt from it: register this after
+/// [`as_nobody`] (set before the switch, it would make the `execve` itself fail).
+fn with_nproc(c: &mut Command, n: u64) -> &mut Command {
+    // SAFETY: only an async-signal-safe system call between fork and exec.
+    unsafe {
+        c.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            if libc::setrlimit(libc::RLIMIT_NPROC, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// The manifest file of a locked tree.
 fn manifest_of(t: &Tree) -> Manifest {
     Manifest::load(&t.at(".treeseal")).expect("load manifest")
@@ -686,16 +704,16 @@ fn leaf_dir(root: &Path, leaf: &[u8]) -> OwnedFd {
 }
 
 /// The manifest of `root` built with the library (walk, then hash every file through
-/// `walk::hash`), independent of `lock`'s own hashing.
+/// `beneath::Root::hash_file`), independent of `lock`'s own hashing.
 fn library_manifest(root: &Path) -> Manifest {
     let rules = Rules::default();
-    let found = treeseal::walk::walk(root, &treeseal::lock::matcher(&rules).unwrap()).unwrap();
-    let handle = treeseal::walk::Root::open(root).unwrap();
+    let found = treeseal::walk::walk(root, &rules.matcher().unwrap()).unwrap();
+    let handle = treeseal::beneath::Root::open(root).unwrap();
     let entries = found
         .into_iter()
         .map(|f| {
             let node = match f.kind {
-                Kind::File => match treeseal::walk::hash(&handle, &f.path, f.size).unwrap() {
+                Kind::File => match handle.hash_file(&f.path, f.size).unwrap() {
                     treeseal::hash::Hashed::File { hash, size } => Node::File { size, hash },
                     other => panic!("{other:?}"),
                 },
@@ -727,19 +745,10 @@ fn nesting_deeper_than_path_max() {
     assert!(t.path().as_os_str().len() + leaf.len() > 6000);
     let shown = escape(&leaf);
 
-    // The binary's own lock.
-    let r = tsd(["lock".as_ref(), t.path().as_os_str()]);
-    if r.code == 0 {
-        verify_d(t.path(), &[]).code(0);
-    } else {
-        // Fails closed, in one line, naming the reason.
-        let line = cannot_check(&r);
-        assert!(line.contains("File name too long"), "{line:.300}");
-        eprintln!(
-            "NOTE: `treeseal lock` cannot hash a file whose path exceeds PATH_MAX (exit 2, one line) \
-             until src/lock.rs hashes through walk::hash; verify can."
-        );
-    }
+    // The binary's own lock, and its manifest equals the library's.
+    tsd(["lock".as_ref(), t.path().as_os_str()]).code(0);
+    verify_d(t.path(), &[]).code(0);
+    assert_eq!(manifest_of(&t).entries, library_manifest(t.path()).entries);
 
     // verify, against a manifest made by the library: equal, then the leaf changed,
     // then removed.
@@ -1455,7 +1464,7 @@ fn no_length_field_makes_the_decoder_allocate_beyond_the_bytes_present() {
     for (what, count, body) in &cases {
         let bytes = with_body(*count, body);
         let (result, peak) = peak_growth(|| decode(&bytes));
-        let err = result.expect_err(what);
+        let err = result.expect_err(what).to_string();
         assert!(!err.contains('\n'), "{what}: {err}");
         // serde caps a sequence's preallocation at 1 MiB; everything else is bounded by
         // the bytes that are there.
@@ -1532,7 +1541,7 @@ fn a_million_entries_decode_in_bounded_memory_and_a_false_count_fails_fast() {
     let tiny = with_body(1_000_000, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     let (result, peak) = peak_growth(|| decode(&tiny));
     assert_eq!(
-        result.unwrap_err(),
+        result.unwrap_err().to_string(),
         "header claims 1000000 entries, more than 10 body bytes can hold"
     );
     assert!(peak < 4096, "{peak}");
@@ -1545,4 +1554,55 @@ fn a_million_entries_decode_in_bounded_memory_and_a_false_count_fails_fast() {
         peak <= 200 * std::mem::size_of::<Entry>() as u64 + 4 * 1024 + 2 * body.len() as u64,
         "{peak}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Threads
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn no_worker_thread_can_start_and_the_check_still_completes() {
+    // Enough files for the pool, two directories per level, and one file large enough to
+    // be hashed by several threads.
+    let t = Tree::new();
+    for d in ["a", "b"] {
+        for i in 0..300 {
+            t.file(format!("{d}/{i}"), format!("{d} {i}\n"));
+        }
+    }
+    t.file("big", vec![5u8; 9 << 20]);
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let digest = lock(t.path());
+    // With RLIMIT_NPROC 1, every thread creation fails with EAGAIN: the process already
+    // uses up its user's limit (nobody runs nothing else; any other user runs this test).
+    // With 3 (as nobody), a pool of 4 fails part-way and a smaller one may or may not
+    // start, depending on how soon the first attempt's threads are gone: the result must
+    // be the same either way.
+    let limited = |nproc: u64, args: &[&OsStr]| {
+        let mut c = cmd();
+        c.args(args);
+        if is_root() {
+            as_nobody(&mut c);
+        }
+        within(with_nproc(&mut c, nproc), DEADLINE)
+    };
+    let dir = t.path().as_os_str();
+    for (nproc, threads) in [(1, "1"), (1, "4"), (3, "4")] {
+        let threads = OsStr::new(threads);
+        let r = limited(
+            nproc,
+            &["digest".as_ref(), "--threads".as_ref(), threads, dir],
+        );
+        r.code(0);
+        assert_eq!(r.stdout.trim(), digest);
+        limited(
+            nproc,
+            &["verify".as_ref(), "--threads".as_ref(), threads, dir],
+        )
+        .code(0);
+    }
+    t.file("b/299", "B 299\n");
+    let r = limited(1, &["verify".as_ref(), dir]);
+    r.code(1);
+    assert_eq!(r.line(), "treeseal: content differs: b/299 (same size)");
 }

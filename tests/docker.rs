@@ -5,7 +5,8 @@
 //! Run: `cargo test --test docker -- --test-threads=1` (about a minute and a half here).
 //!
 //! Needs a Docker engine, a static busybox at `/bin/busybox` (Debian's `busybox-static`:
-//! nothing can be pulled, so every image is built `FROM scratch`) and git. Without them
+//! nothing can be pulled, so every image is built `FROM scratch`), a static tini at
+//! `/usr/bin/tini-static` (Debian's `tini`) and git. Without them
 //! every test prints `SKIPPED: ...` to stderr and returns; with `TREESEAL_REQUIRE_DOCKER=1`
 //! (CI) it fails instead.
 //!
@@ -32,8 +33,11 @@ use std::time::{Duration, Instant};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
+/// Debian's static tini (package `tini`), the init of `docker/examples/tini`.
+const TINI: &str = "/usr/bin/tini-static";
+
 /// The number of `#[test]` functions below: the last one to end removes the shared images.
-const TESTS: usize = 8;
+const TESTS: usize = 9;
 static TESTS_LEFT: AtomicUsize = AtomicUsize::new(TESTS);
 
 /// Name prefix of everything this run creates.
@@ -81,6 +85,9 @@ fn check_environment() -> Result<(), String> {
     }
     if !Path::new("/bin/busybox").is_file() || has_interpreter(Path::new("/bin/busybox")) {
         return Err("no static busybox at /bin/busybox (apt-get install busybox-static)".into());
+    }
+    if !Path::new(TINI).is_file() || has_interpreter(Path::new(TINI)) {
+        return Err(format!("no static tini at {TINI} (apt-get install tini)"));
     }
     if !Command::new("git")
         .arg("--version")
@@ -1204,4 +1211,85 @@ fn forty_thousand_files_under_half_a_cpu_and_32_mib() {
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stderr.contains("different source tree"), "{stderr}");
     assert!(!stdout.contains("app started"), "{stdout}");
+}
+
+/// After `execve` the app's signals and zombies are PID 1's job: with tini in front
+/// (`ENTRYPOINT ["/sbin/tini", "--", "treeseal", "run", "--"]`) the gate still refuses a
+/// wrong tree (tini passes the status on), and a good tree runs the app as tini's child in
+/// treeseal's place: tini forwards `docker stop`'s SIGTERM to it and reaps its orphans.
+#[test]
+fn tini_in_front_of_the_gate_forwards_signals_and_reaps() {
+    let scope = Scope::test("tini");
+    if !ready("tini_in_front_of_the_gate_forwards_signals_and_reaps") {
+        return;
+    }
+    let f = fixture();
+    let context = scope.dir("tini");
+    copy_tree(&example("tini"), &context);
+    fs::copy(TINI, context.join("tini")).unwrap();
+    let digest = lock(&context.join("app"), &[]);
+    let image = scope.tag("tini");
+    let args = [
+        ("TREESEAL_IMAGE", f.treeseal_image.as_str()),
+        ("BASE_IMAGE", f.base_image.as_str()),
+        ("TREESEAL_DIGEST", digest.as_str()),
+    ];
+    scope.build_ok(&context, &image, &args, None);
+
+    // Another tree's digest: refused through tini, with the gate's status and line.
+    let wrong = format!("TREESEAL_DIGEST={}", f.app_digest);
+    let (code, stdout, stderr) = run_to_exit(&scope, "tini-stale", &["-e", &wrong], &image);
+    eprintln!("tini, wrong digest: exit {code}: {}", stderr.trim());
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        first_line(&stderr).contains("different source tree"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("app: pid"), "{stdout}");
+
+    let c = start(&scope, "tini-app", &image);
+    let (pid, orphan) = wait_for("the app's first lines", Duration::from_secs(20), || {
+        let log = logs(&c);
+        let pid = log.lines().find_map(|l| l.strip_prefix("app: pid "))?;
+        let orphan = log
+            .lines()
+            .find_map(|l| l.strip_prefix("app: left orphan "))?;
+        Some((pid.to_string(), orphan.trim().to_string()))
+    });
+    eprintln!("app: pid {pid}; orphan {orphan}");
+    let (pid, parent) = pid.split_once(", parent ").expect("pid N, parent M");
+    assert_eq!(parent, "1", "the app's parent is not PID 1");
+    assert_ne!(pid, "1", "the app is PID 1: tini is not in front");
+    let comm = |p: &str| docker_ok(&["exec", &c, "cat", &format!("/proc/{p}/comm")]);
+    assert_eq!(comm("1").trim(), "tini");
+    // treeseal exec'd the app in its own place: nothing named treeseal is left running.
+    let all = docker_ok(&["exec", &c, "sh", "-c", "cat /proc/[0-9]*/comm"]);
+    assert!(!all.lines().any(|l| l.trim() == "treeseal"), "{all}");
+    assert_eq!(comm(pid).trim(), "sh");
+
+    // The orphan (re-parented to tini) is reaped once it exits: no zombie stays behind.
+    wait_for("the orphan reaped", Duration::from_secs(20), || {
+        let state = docker(&["exec", &c, "cat", &format!("/proc/{orphan}/stat")]);
+        (!state.status.success()).then_some(())
+    });
+
+    wait_for("healthy", Duration::from_secs(30), || {
+        match health(&c).as_str() {
+            "healthy" => Some(()),
+            "starting" => None,
+            other => panic!("health {other}: {}", last_health_output(&c)),
+        }
+    });
+
+    // tini forwards SIGTERM to its child, the app: its trap runs and the stop is quick.
+    let t = Instant::now();
+    docker_ok(&["stop", "-t", "20", &c]);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert!(logs(&c).contains("app: stopping"), "{}", logs(&c));
+    let status = docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", &c]);
+    assert_eq!(status.trim(), "0");
 }

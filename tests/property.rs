@@ -7,7 +7,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use proptest::prelude::*;
 use treeseal::manifest::Origin;
@@ -259,4 +259,56 @@ fn modes_full_catches_what_exec_policy_ignores() {
         r.differences[0].to_string(),
         "mode changed: app (0755 -> 0775)"
     );
+}
+
+/// Sets a file's modification time `secs` seconds from the epoch (negative: before it).
+fn set_mtime(path: &std::path::Path, secs: i64) {
+    let epoch = std::time::UNIX_EPOCH;
+    let offset = std::time::Duration::from_secs(secs.unsigned_abs());
+    let when = match secs < 0 {
+        true => epoch - offset,
+        false => epoch + offset,
+    };
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_times(fs::FileTimes::new().set_modified(when))
+        .unwrap();
+}
+
+#[test]
+fn timestamps_beyond_the_nanosecond_range_are_never_trusted() {
+    // 2300-01-01 and 1600-01-01 (both outside what i64 nanoseconds hold), and 1960
+    // (negative, inside it). ext4 stores 1901 to 2446 and clamps the rest: what counts is
+    // the time the file system kept, and 2300 must be kept as it is.
+    let limit = i64::MAX / 1_000_000_000;
+    for secs in [10_413_792_000, -11_676_096_000, -315_619_200] {
+        let t = common::Tree::new();
+        t.file("a", "same size 1\n").file("b", "other\n");
+        set_mtime(&t.at("a"), secs);
+        let kept = fs::metadata(t.at("a")).unwrap().mtime();
+        assert!(secs < 0 || kept == secs);
+        let trusted = (-limit..limit).contains(&kept);
+        let manifest = treeseal::lock::lock(t.path(), Rules::default(), Origin::default()).unwrap();
+        let first = verify(t.path(), &manifest, &Options::default()).unwrap();
+        assert!(first.is_equal(), "{secs}: {:?}", first.differences);
+        let cheap = Options {
+            trusted: first.stamps.clone(),
+            ..Options::default()
+        };
+        let again = verify(t.path(), &manifest, &cheap).unwrap();
+        assert!(again.is_equal());
+        let expect = if trusted { (0, 2) } else { (1, 1) };
+        assert_eq!((again.files_hashed, again.files_trusted), expect, "{secs}");
+        // A same-size change that puts the time back where it was is still found.
+        t.file("a", "same size 2\n");
+        set_mtime(&t.at("a"), secs);
+        let r = verify(t.path(), &manifest, &cheap).unwrap();
+        assert_eq!(
+            r.differences[0].to_string(),
+            "content differs: a (same size)",
+            "{secs}"
+        );
+    }
 }
