@@ -53,6 +53,18 @@ pub enum Error {
     Usage(String),
     /// Standard output was closed by its reader (`| head`): nothing more to say.
     ClosedOutput,
+    /// `lock` would write its manifest inside the tree, where the tree's `.dockerignore`
+    /// excludes it: `COPY .` would leave the manifest out of the image.
+    ManifestIgnored {
+        /// The `.dockerignore` file (escaped for printing).
+        ignore_file: String,
+        /// The manifest's path inside the tree (escaped for printing).
+        manifest: String,
+        /// The pattern that excludes it (the last one that does).
+        pattern: String,
+        /// The line that re-includes it, e.g. `!.treeseal`.
+        fix: String,
+    },
 }
 
 impl Error {
@@ -100,6 +112,17 @@ impl fmt::Display for Error {
             ),
             Error::Usage(message) => f.write_str(message),
             Error::ClosedOutput => f.write_str("standard output was closed"),
+            Error::ManifestIgnored {
+                ignore_file,
+                manifest,
+                pattern,
+                fix,
+            } => write!(
+                f,
+                "{ignore_file} excludes the manifest {manifest} (pattern {pattern:?}), so \
+                 `COPY .` would leave it out of the image; add the line {fix:?} at the end of \
+                 {ignore_file}, or write the manifest outside the tree with -o"
+            ),
         }
     }
 }

@@ -742,3 +742,113 @@ fn threads_is_offered_only_where_it_is_used_and_help_lists_exit_codes() {
     assert!(r.stdout.contains("Exit codes:\n  0 "), "{}", r.stdout);
     assert!(r.stdout.contains("\n  141  "), "{}", r.stdout);
 }
+
+/// A manifest written inside the tree under a name that reads as a pattern (`!x` is an
+/// exception, `#x` a comment, spaces at the ends are trimmed, `*` `[` `\` `|` are syntax)
+/// excludes exactly that file: the manifest is not an extra file, and the look-alike
+/// `seal` beside it is still sealed.
+#[test]
+fn a_manifest_name_that_looks_like_a_pattern_excludes_only_itself() {
+    for name in [
+        "!seal", "#seal", " seal", "seal ", "*", "*seal", "[", "\\", "a|b*", "{1}*",
+    ] {
+        let t = Tree::new();
+        t.file("seal", "sealed").file("other", "x");
+        let out = t.at(name);
+        let lock = ts([
+            "lock".as_ref(),
+            t.path().as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ]);
+        lock.code(0);
+        let verify = || {
+            ts([
+                "verify".as_ref(),
+                t.path().as_os_str(),
+                "--manifest".as_ref(),
+                out.as_os_str(),
+            ])
+        };
+        let r = verify();
+        assert_eq!(r.code, 0, "manifest {name:?}: {}", r.stderr);
+        fs::write(t.at("seal"), "changed").unwrap();
+        let r = verify();
+        assert_eq!(r.code, 1, "manifest {name:?} hid `seal`: {}", r.stderr);
+        assert!(r.line().contains(": seal ("), "{name:?}: {}", r.stderr);
+    }
+}
+
+/// `COPY .` follows the same `.dockerignore` as `lock`: when it leaves out the manifest
+/// that `lock` writes inside the tree, the image would have none, so `lock` refuses and
+/// names the pattern and the line that fixes it.
+#[test]
+fn lock_refuses_a_dockerignore_that_keeps_the_manifest_out_of_the_image() {
+    let lock_in = |t: &Tree, extra: &[&str]| {
+        let mut args = vec![std::ffi::OsStr::new("lock"), t.path().as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        ts(args)
+    };
+    for (rules, pattern) in [
+        (".*\n", ".*"),
+        ("*\n!app\n", "*"),
+        ("**/.treeseal\n", "**/.treeseal"),
+        ("README\n.treeseal\n", ".treeseal"),
+    ] {
+        let t = Tree::sample();
+        fs::write(t.at(".dockerignore"), rules).unwrap();
+        let r = lock_in(&t, &[]);
+        let line = r.code(2).line();
+        assert!(line.contains(&format!("(pattern {pattern:?})")), "{line}");
+        assert!(line.contains("add the line \"!.treeseal\""), "{line}");
+        assert!(
+            line.contains(".dockerignore excludes the manifest .treeseal"),
+            "{line}"
+        );
+        assert!(
+            !t.at(".treeseal").exists(),
+            "{rules:?}: a manifest was written"
+        );
+        // The line it names is the fix.
+        fs::write(t.at(".dockerignore"), format!("{rules}!.treeseal\n")).unwrap();
+        lock_in(&t, &[]).code(0);
+        verify(t.path(), &[]).code(0);
+    }
+
+    // Another name inside an excluded directory: the fix names that path.
+    let t = Tree::sample();
+    fs::write(t.at(".dockerignore"), "var\n").unwrap();
+    let out = t.at("var/app.seal");
+    let r = lock_in(&t, &["-o", out.to_str().unwrap()]);
+    let line = r.code(2).line();
+    assert!(
+        line.contains("manifest var/app.seal (pattern \"var\")"),
+        "{line}"
+    );
+    assert!(line.contains("\"!var/app.seal\""), "{line}");
+    fs::write(t.at(".dockerignore"), "var\n!var/app.seal\n").unwrap();
+    lock_in(&t, &["-o", out.to_str().unwrap()]).code(0);
+
+    // Not a question for Docker: a manifest outside the tree, a treeseal-only --exclude,
+    // or no ignore file read at all.
+    let t = Tree::sample();
+    fs::write(t.at(".dockerignore"), ".*\n").unwrap();
+    let outside = t.path().join("../outside.seal");
+    lock_in(&t, &["-o", outside.to_str().unwrap()]).code(0);
+    fs::remove_file(&outside).unwrap();
+    lock_in(&t, &["--no-dockerignore"]).code(0);
+    fs::remove_file(t.at(".dockerignore")).unwrap();
+    lock_in(&t, &["--exclude", ".*"]).code(0);
+
+    // --dockerignore FILE is the file COPY follows: it is the one named.
+    let t = Tree::sample();
+    let other = t.path().join("../Dockerfile.dockerignore");
+    fs::write(&other, "*\n!app\n!bin\n").unwrap();
+    let r = lock_in(&t, &["--dockerignore", other.to_str().unwrap()]);
+    fs::remove_file(&other).unwrap();
+    let line = r.code(2).line();
+    assert!(
+        line.contains("Dockerfile.dockerignore excludes the manifest"),
+        "{line}"
+    );
+}

@@ -23,8 +23,6 @@ use crate::cli::{Cli, Command, Modes, RuleArgs};
 use crate::error::{Error, Result};
 use crate::escape::escape;
 use crate::exit::ExitCode;
-use crate::ignore;
-use crate::manifest::DEFAULT_NAME;
 use crate::output::{Level, Output};
 use crate::tree::{ModePolicy, Rules};
 
@@ -211,70 +209,14 @@ impl From<Modes> for ModePolicy {
     }
 }
 
-/// Builds the rules for walking `dir` from scratch: its `.dockerignore` (or the file
-/// given), then `--exclude` patterns, then — when the manifest is written inside the tree
-/// under another name than the default — that file itself.
+/// Builds the rules for walking `dir` (see [`crate::lock::rules`]).
 pub(crate) fn rules_for(dir: &Path, args: &RuleArgs, output: Option<&Path>) -> Result<Rules> {
-    let mut patterns = Vec::new();
     let file = match (&args.dockerignore, args.no_dockerignore) {
-        (_, true) => None,
-        (Some(f), false) => Some((f.clone(), true)),
-        (None, false) => Some((dir.join(".dockerignore"), false)),
+        (_, true) => crate::lock::IgnoreFile::Skip,
+        (Some(f), false) => crate::lock::IgnoreFile::Given(f.clone()),
+        (None, false) => crate::lock::IgnoreFile::InTree,
     };
-    if let Some((file, required)) = file {
-        match std::fs::read(&file) {
-            Ok(bytes) => {
-                patterns = ignore::parse_dockerignore(&bytes).map_err(|source| Error::Pattern {
-                    origin: escape(file.as_os_str().as_encoded_bytes()),
-                    source,
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
-            Err(e) => return Err(Error::io("read", &file, e)),
-        }
-    }
-    patterns.extend(
-        args.exclude
-            .iter()
-            .filter_map(|p| ignore::normalize_pattern(p)),
-    );
-    if let Some(rel) = output.and_then(|o| inside(dir, o)) {
-        if rel != DEFAULT_NAME.as_bytes() {
-            patterns.push(literal_pattern(&rel)?);
-        }
-    }
-    let rules = Rules {
-        patterns,
-        modes: args.modes.into(),
-    };
-    crate::lock::matcher(&rules)?;
-    Ok(rules)
-}
-
-/// The path of `file` relative to `dir`, when it lies inside it.
-fn inside(dir: &Path, file: &Path) -> Option<Vec<u8>> {
-    let dir = std::fs::canonicalize(dir).ok()?;
-    let parent = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let full = std::fs::canonicalize(parent).ok()?.join(file.file_name()?);
-    let rel = full.strip_prefix(&dir).ok()?;
-    Some(rel.as_os_str().as_encoded_bytes().to_vec())
-}
-
-/// A pattern that matches exactly `rel` (glob characters escaped).
-fn literal_pattern(rel: &[u8]) -> Result<String> {
-    let text = std::str::from_utf8(rel).map_err(|_| {
-        Error::Usage("the manifest path inside the tree must be UTF-8 (or write it outside)".into())
-    })?;
-    Ok(text
-        .chars()
-        .flat_map(|c| match c {
-            '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect())
+    crate::lock::rules(dir, &file, &args.exclude, args.modes.into(), output)
 }
 
 /// The gate's flag values, for [`crate::gate::Config::resolve`].
