@@ -51,6 +51,8 @@ pub enum Error {
     Unstable(PathBuf),
     /// Bad arguments or configuration (flags, environment variables).
     Usage(String),
+    /// Standard output was closed by its reader (`| head`): nothing more to say.
+    ClosedOutput,
     /// `lock` would write its manifest inside the tree, where the tree's `.dockerignore`
     /// excludes it: `COPY .` would leave the manifest out of the image.
     ManifestIgnored {
@@ -78,9 +80,12 @@ impl Error {
         }
     }
 
-    /// The documented exit code: every error means "could not check".
+    /// The documented exit code: "could not check", except for a closed standard output.
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::CannotCheck
+        match self {
+            Error::ClosedOutput => ExitCode::ClosedOutput,
+            _ => ExitCode::CannotCheck,
+        }
     }
 }
 
@@ -109,6 +114,7 @@ impl fmt::Display for Error {
                 show(path)
             ),
             Error::Usage(message) => f.write_str(message),
+            Error::ClosedOutput => f.write_str("standard output was closed"),
             Error::ManifestIgnored {
                 ignore_file,
                 manifest,

@@ -31,6 +31,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod atomic;
 pub mod beneath;
 pub mod cli;
 pub mod commands;
@@ -46,7 +47,10 @@ pub mod ignore;
 pub mod image;
 pub mod lock;
 pub mod manifest;
+pub mod output;
 pub mod pool;
+pub mod snapshot;
 pub mod tree;
 pub mod verify;
 pub mod walk;
+pub mod words;

@@ -631,6 +631,118 @@ fn dockerignore_rules_are_dockers_not_gitignores() {
     );
 }
 
+/// Runs treeseal with its standard output a pipe whose reader is already gone.
+fn with_closed_stdout(args: &[&std::ffi::OsStr]) -> common::Run {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let out = common::cmd()
+        .args(args)
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_closed_stdout_is_a_quiet_141_not_an_abort() {
+    let t = Tree::sample();
+    lock(t.path());
+    let seal = t.at(".treeseal");
+    let other = Tree::sample();
+    other.file("README", "changed\n");
+    let o = |s: &'static str| std::ffi::OsStr::new(s);
+    let out = Tree::new();
+    let m = out.at("m");
+    for args in [
+        vec![o("digest"), t.path().as_os_str()],
+        vec![o("lock"), t.path().as_os_str(), o("-o"), m.as_os_str()],
+        vec![o("show"), seal.as_os_str()],
+        vec![o("show"), o("--json"), seal.as_os_str()],
+        vec![o("diff"), t.path().as_os_str(), other.path().as_os_str()],
+    ] {
+        let r = with_closed_stdout(&args);
+        assert_eq!(r.code, 141, "{args:?}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("internal error"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_missing_argument_is_named() {
+    for (args, want) in [
+        (&["run"][..], "treeseal: run: no command after -- "),
+        (&["run", "--"][..], "treeseal: run: no command after -- "),
+        (
+            &["diff", "d"][..],
+            "treeseal: diff: needs two trees, A and B ",
+        ),
+        (&["show"][..], "treeseal: show: missing <FILE> "),
+    ] {
+        let r = ts(args);
+        r.code(2);
+        assert!(r.line().starts_with(want), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn dir_must_be_a_directory() {
+    let t = Tree::sample();
+    for sub in ["lock", "verify", "digest"] {
+        let r = ts([std::ffi::OsStr::new(sub), t.at("README").as_os_str()]);
+        r.code(2);
+        assert!(
+            r.line().ends_with(
+                "is not a directory (DIR must be a directory: the tree, not a file in it)"
+            ),
+            "{sub}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn counts_agree_in_number() {
+    let t = Tree::new();
+    t.file("only", "x");
+    let r = ts([std::ffi::OsStr::new("lock"), t.path().as_os_str()]);
+    r.code(0);
+    assert!(
+        r.line()
+            .starts_with("treeseal: locked 1 entry (1 file, 1 B) in "),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn threads_is_offered_only_where_it_is_used_and_help_lists_exit_codes() {
+    let t = Tree::sample();
+    lock(t.path());
+    let r = ts([
+        std::ffi::OsStr::new("show"),
+        std::ffi::OsStr::new("--threads"),
+        std::ffi::OsStr::new("2"),
+        t.at(".treeseal").as_os_str(),
+    ]);
+    r.code(2);
+    assert!(r.line().contains("--threads"), "{}", r.stderr);
+    let r = ts(["show", "--help"]);
+    r.code(0);
+    assert!(!r.stdout.contains("--threads"), "{}", r.stdout);
+    let r = ts(["--help"]);
+    r.code(0);
+    assert!(r.stdout.contains("Exit codes:\n  0 "), "{}", r.stdout);
+    assert!(r.stdout.contains("\n  141  "), "{}", r.stdout);
+}
+
 /// A manifest written inside the tree under a name that reads as a pattern (`!x` is an
 /// exception, `#x` a comment, spaces at the ends are trimmed, `*` `[` `\` `|` are syntax)
 /// excludes exactly that file: the manifest is not an extra file, and the look-alike

@@ -778,6 +778,20 @@ fn fresh_build_starts_as_pid_1_and_is_healthy() {
         "{}",
         logs(&name)
     );
+
+    // The same image built without the digest build arg: `ENV TREESEAL_DIGEST=${...}` sets
+    // it to the empty string, which is refused at start (never read as "not set").
+    let no_arg = scope.tag("minimal-no-digest");
+    scope.build_ok(&site, &no_arg, &args[..2], None);
+    // A command that exits at once, so a gate that let it through fails the test, not hangs it.
+    let name = scope.container("minimal-no-digest");
+    let out = docker(&["run", "--name", &name, &no_arg, "/bin/busybox", "true"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        first_line(&stderr).contains("TREESEAL_DIGEST is set but empty"),
+        "{stderr}"
+    );
 }
 
 /// Scenario 2: Seed 000: /app from the previous commit, the build arg from the new one. The

@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::cli::RuleArgs;
-use crate::commands::{explain, first_difference_line, origin_text};
+use crate::commands::explain;
 use crate::error::{Error, Result};
 use crate::escape::{escape, json_string};
 use crate::exit::ExitCode;
 use crate::lock;
 use crate::manifest::{self, Manifest, Origin, MAGIC};
 use crate::tree::{format_digest, hex, Node, Rules};
+use crate::words::{first_difference_line, origin_text};
 
 use super::env::{self, Tree};
 use super::format::Platform;
@@ -181,7 +182,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
             gate.trees.len()
         )));
     }
-    let allow = crate::commands::allow_matcher(&gate.allow_extra, "TREESEAL_ALLOW_EXTRA")?;
+    let allow = crate::gate::allow_matcher(&gate.allow_extra, "TREESEAL_ALLOW_EXTRA")?;
     let name = shown(&args.source.image);
     for tree in &gate.trees {
         let manifest = manifest_in(&image.fs, &tree.manifest)?;
