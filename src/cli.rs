@@ -1,16 +1,10 @@
-//! Command-line syntax: clap definitions only, plus the one place that turns an outcome
-//! into an error line and an exit code.
-//!
-//! Each subcommand's behaviour lives in [`crate::commands`] (lock, digest, verify, show,
-//! diff) or [`crate::gate`] (run, healthcheck).
+//! Command-line syntax: clap definitions only. What each subcommand does lives in
+//! [`crate::commands`]; this module imports nothing from the rest of treeseal.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::exit::ExitCode;
-use crate::tree::ModePolicy;
 
 /// `treeseal --version`: the crate version and the commit it was built from.
 pub const VERSION: &str = concat!(
@@ -20,15 +14,22 @@ pub const VERSION: &str = concat!(
     ")"
 );
 
+/// The closing section of `--help`: the exit codes (see [`crate::exit`]).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    the tree equals its manifest (and the expected digest); success
+  1    the tree differs (verify, run, diff); unhealthy (healthcheck)
+  2    could not check: bad arguments or settings, missing or corrupt manifest, I/O error
+  126  run: the command exists but cannot be executed
+  127  run: the command was not found
+  141  standard output was closed before everything was written
+  143  run: stopped by SIGTERM while verifying (128 + the signal number)
+healthcheck exits only 0 or 1.";
+
 /// Seal a directory tree at build time; prove at start-up that it is still the same.
 #[derive(Debug, Parser)]
-#[command(name = "treeseal", version = VERSION, about, max_term_width = 100)]
+#[command(name = "treeseal", version = VERSION, about, max_term_width = 100, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// Worker threads, reading in parallel; at most as many as the CPUs this process may
-    /// use hash at once (default: 32, or the CPU count if larger; also TREESEAL_THREADS).
-    #[arg(long, global = true, value_name = "N")]
-    pub threads: Option<usize>,
-
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -51,6 +52,9 @@ pub enum Command {
     Run(RunArgs),
     /// Cheap re-check for Docker HEALTHCHECK / Kubernetes exec probes (exit 0 or 1).
     Healthcheck(HealthcheckArgs),
+    /// Check, compare or list a saved image (docker save, OCI layout) without running it.
+    #[cfg(feature = "image")]
+    Image(crate::image::command::ImageArgs),
 }
 
 /// Which permission bits count (`--modes`).
@@ -63,13 +67,13 @@ pub enum Modes {
     Full,
 }
 
-impl From<Modes> for ModePolicy {
-    fn from(m: Modes) -> ModePolicy {
-        match m {
-            Modes::Exec => ModePolicy::Exec,
-            Modes::Full => ModePolicy::Full,
-        }
-    }
+/// `--threads`, on the commands that hash.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ThreadArgs {
+    /// Worker threads, reading in parallel; at most as many as the CPUs this process may
+    /// use hash at once (default: 32, or the CPU count if larger; also TREESEAL_THREADS).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Options that decide what the tree is, for commands that walk a directory from scratch.
@@ -104,6 +108,9 @@ pub struct LockArgs {
     /// What the tree is.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// How many threads hash.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }
 
 /// `treeseal digest`.
@@ -115,6 +122,9 @@ pub struct DigestArgs {
     /// What the tree is.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// How many threads hash.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }
 
 /// `treeseal verify`.
@@ -138,6 +148,9 @@ pub struct VerifyArgs {
     /// Print nothing on success.
     #[arg(short, long)]
     pub quiet: bool,
+    /// How many threads hash.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }
 
 /// `treeseal show`.
@@ -161,6 +174,9 @@ pub struct DiffArgs {
     /// What the tree is.
     #[command(flatten)]
     pub rules: RuleArgs,
+    /// How many threads hash.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }
 
 /// `treeseal run`.
@@ -205,39 +221,7 @@ pub struct GateArgs {
     /// Log format: text or json (TREESEAL_LOG).
     #[arg(long, value_name = "FORMAT")]
     pub log: Option<String>,
-}
-
-/// Parses the command line, runs the command and returns the process exit code.
-/// Errors are printed here, once, as one line.
-pub fn main() -> std::process::ExitCode {
-    let args: Vec<OsString> = std::env::args_os().collect();
-    let is_health = args.get(1).is_some_and(|a| a == "healthcheck");
-    let cli = match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return std::process::ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("treeseal: {first} (see treeseal --help)");
-            // Docker reserves healthcheck status 2: a broken probe is unhealthy.
-            let code = if is_health {
-                ExitCode::Differs
-            } else {
-                ExitCode::CannotCheck
-            };
-            return std::process::ExitCode::from(code.code());
-        }
-    };
-    let code = match crate::commands::dispatch(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("treeseal: {e}");
-            e.exit_code()
-        }
-    };
-    std::process::ExitCode::from(code.code())
+    /// How many threads hash.
+    #[command(flatten)]
+    pub threads: ThreadArgs,
 }

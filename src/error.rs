@@ -51,6 +51,23 @@ pub enum Error {
     Unstable(PathBuf),
     /// Bad arguments or configuration (flags, environment variables).
     Usage(String),
+    /// Standard output was closed by its reader (`| head`): nothing more to say.
+    ClosedOutput,
+    /// `lock` would write its manifest inside the tree, where the tree's `.dockerignore`
+    /// excludes it: `COPY .` would leave the manifest out of the image.
+    ManifestIgnored {
+        /// The `.dockerignore` file (escaped for printing).
+        ignore_file: String,
+        /// The manifest's path inside the tree (escaped for printing).
+        manifest: String,
+        /// The pattern that excludes it (the last one that does).
+        pattern: String,
+        /// The line that re-includes it, e.g. `!.treeseal`.
+        fix: String,
+    },
+    /// A saved image cannot be read or does not say what to check.
+    #[cfg(feature = "image")]
+    Image(crate::image::ImageError),
 }
 
 impl Error {
@@ -63,9 +80,12 @@ impl Error {
         }
     }
 
-    /// The documented exit code: every error means "could not check".
+    /// The documented exit code: "could not check", except for a closed standard output.
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::CannotCheck
+        match self {
+            Error::ClosedOutput => ExitCode::ClosedOutput,
+            _ => ExitCode::CannotCheck,
+        }
     }
 }
 
@@ -94,6 +114,20 @@ impl fmt::Display for Error {
                 show(path)
             ),
             Error::Usage(message) => f.write_str(message),
+            Error::ClosedOutput => f.write_str("standard output was closed"),
+            Error::ManifestIgnored {
+                ignore_file,
+                manifest,
+                pattern,
+                fix,
+            } => write!(
+                f,
+                "{ignore_file} excludes the manifest {manifest} (pattern {pattern:?}), so \
+                 `COPY .` would leave it out of the image; add the line {fix:?} at the end of \
+                 {ignore_file}, or write the manifest outside the tree with -o"
+            ),
+            #[cfg(feature = "image")]
+            Error::Image(e) => write!(f, "{e}"),
         }
     }
 }

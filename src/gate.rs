@@ -1,12 +1,12 @@
-//! The `ENTRYPOINT` gate (`treeseal run`) and the healthcheck (`treeseal healthcheck`).
+//! The gate's library side: which trees `run` and `healthcheck` check and how (a
+//! [`Config`] resolved from flag values and an environment lookup), and the check itself
+//! ([`check`]), which returns an outcome. Nothing here parses flags or prints; the
+//! commands in `crate::commands` do.
 //!
 //! `run` verifies every gated tree, each against its manifest and, when one is given, its
-//! expected digest; only then does it `execve` the command, which takes over treeseal's
-//! PID. Anything short of proof — a difference, a manifest from another source tree, a
-//! manifest or root that cannot be read — refuses with one line and a non-zero exit. After
-//! a successful check, `run` records a snapshot (the metadata stamps of every verified
-//! file) so that `healthcheck` can later re-check cheaply: it re-walks the trees and
-//! hashes only the files whose metadata changed.
+//! expected digest; anything short of proof — a difference, a manifest from another
+//! source tree, a manifest or root that cannot be read — is a refusal. After a successful
+//! check `run` records a [`crate::snapshot`] so that `healthcheck` can re-check cheaply.
 //!
 //! Configuration comes from flags or, so Dockerfiles stay short, from the environment
 //! (flags win). `healthcheck` runs without the `ENTRYPOINT`, so it reads the same `ENV`:
@@ -16,43 +16,74 @@
 //! | `TREESEAL_ROOT` | the gated tree (default `/app`) |
 //! | `TREESEAL_MANIFEST` | its manifest (default `$TREESEAL_ROOT/.treeseal`) |
 //! | `TREESEAL_DIGEST` | its expected root digest (a build arg passed into `ENV`) |
-//! | `TREESEAL_TREES` | several trees: `ROOT[=DIGEST] ...` (space-separated; replaces the three above) |
+//! | `TREESEAL_TREES` | several trees: `ROOT[=DIGEST] ...` (space-separated; not together with the three above) |
 //! | `TREESEAL_ALLOW_EXTRA` | space-separated patterns for paths the app creates at run time |
-//! | `TREESEAL_STATE` | the snapshot file (default: `/dev/shm`, `/run` or `/tmp`, first writable) |
+//! | `TREESEAL_STATE` | the snapshot file (default: see [`crate::snapshot`]) |
 //! | `TREESEAL_THREADS` | worker threads |
 //! | `TREESEAL_LOG` | `text` (default) or `json` |
-//! | `TREESEAL_QUIET` | `1`: no line on success |
+//! | `TREESEAL_QUIET` | `1`: no line on success (the missing-digest warning stays); `0`: the default |
+//!
+//! A variable that is set but empty or blank is an error (except `TREESEAL_ALLOW_EXTRA`,
+//! where empty means no patterns): in a Dockerfile it is almost always
+//! `ENV X=${X}` for a build arg that was not passed, and reading it as "not set" would
+//! quietly drop the check it was meant to configure.
 
-use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
-use crate::cli::{GateArgs, HealthcheckArgs, RunArgs};
-use crate::commands::{allow_matcher, digest_arg, first_difference_line, human_bytes, origin_text};
 use crate::error::{Error, Result};
-use crate::escape::{escape, json_string};
-use crate::exit::ExitCode;
+use crate::escape::escape;
+use crate::ignore::{self, Matcher};
 use crate::manifest::{Manifest, DEFAULT_NAME};
-use crate::tree::{format_digest, Hash};
+use crate::output::Format;
+use crate::snapshot::{Snapshot, TreeState};
+use crate::tree::{format_digest, parse_digest, Hash};
 use crate::verify::{self, Options, Report};
-use crate::walk::Stamp;
+use crate::words::{first_difference_line, origin_text};
 
 /// The default gated root.
 pub const DEFAULT_ROOT: &str = "/app";
 
-/// Where the snapshot goes when `TREESEAL_STATE` is not set: the first writable of these.
-/// `/dev/shm` is a tmpfs in every Docker container and Kubernetes pod, even `FROM scratch`
-/// ones with a read-only root file system.
-const STATE_DIRS: [&str; 3] = ["/dev/shm", "/run", "/tmp"];
+/// An environment lookup: `std::env::var_os` in the binary, a table in tests.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
 
-/// Files whose ctime is this close to the start of a verification are not put in the
-/// snapshot: a change in the same file-system timestamp tick as our `stat` could otherwise
-/// go unseen by the cheap check (the "racy git" problem). Two seconds also covers coarse
-/// file systems. Image files are older than that, so this costs nothing in practice.
-const RACY_WINDOW_NS: i64 = 2_000_000_000;
+/// The single-tree variables that `TREESEAL_TREES` and `--tree` must not be mixed with.
+const SINGLE_TREE_VARS: [&str; 3] = ["TREESEAL_ROOT", "TREESEAL_DIGEST", "TREESEAL_MANIFEST"];
+
+/// The values of the gate's flags (`None`/empty: not given).
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    /// `--tree ROOT[=DIGEST]`, repeatable.
+    pub trees: Vec<String>,
+    /// `--manifest FILE`.
+    pub manifest: Option<PathBuf>,
+    /// `--allow-extra PAT`, repeatable.
+    pub allow_extra: Vec<String>,
+    /// `--state FILE`.
+    pub state: Option<PathBuf>,
+}
+
+/// Where the expected digest of a tree comes from, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DigestSource {
+    /// `TREESEAL_DIGEST` (the single-tree form).
+    DigestVar,
+    /// The tree's `ROOT=DIGEST` entry in `TREESEAL_TREES`.
+    TreesVar,
+    /// The tree's `--tree ROOT=DIGEST` flag.
+    TreeFlag,
+}
+
+impl DigestSource {
+    /// Where to set the digest, in words.
+    pub fn text(self) -> &'static str {
+        match self {
+            DigestSource::DigestVar => "TREESEAL_DIGEST",
+            DigestSource::TreesVar => "ROOT=DIGEST in TREESEAL_TREES",
+            DigestSource::TreeFlag => "--tree ROOT=DIGEST",
+        }
+    }
+}
 
 /// One gated tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +94,8 @@ pub struct GatedTree {
     pub manifest: PathBuf,
     /// The expected root digest, when anchored.
     pub digest: Option<Hash>,
+    /// Where that digest is (or would be) set.
+    pub digest_source: DigestSource,
 }
 
 /// Everything `run` and `healthcheck` need, resolved from flags and environment.
@@ -74,161 +107,324 @@ pub struct Config {
     pub allow_extra: Vec<String>,
     /// Explicit snapshot path.
     pub state: Option<PathBuf>,
-    /// One JSON object per line instead of text.
-    pub json: bool,
     /// No line on success.
     pub quiet: bool,
 }
 
-fn env(name: &str) -> Option<String> {
-    std::env::var_os(name)
-        .map(|v| v.to_string_lossy().trim().to_string())
-        .filter(|v| !v.is_empty())
+/// Reads one variable: `None` when unset; an error when set but blank or not UTF-8.
+fn var(env: Env, name: &str) -> Result<Option<String>> {
+    let Some(value) = env(name) else {
+        return Ok(None);
+    };
+    let value = value
+        .into_string()
+        .map_err(|_| Error::Usage(format!("{name} is not valid UTF-8")))?;
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(Error::Usage(format!(
+            "{name} is set but empty: most likely a build arg that was not passed \
+             (docker build --build-arg {name}=...); give it a value or do not set it"
+        )));
+    }
+    Ok(Some(value.to_string()))
+}
+
+/// Parses an expected digest, naming where it came from when it is malformed.
+pub fn expect_digest(text: &str, origin: &str) -> Result<Hash> {
+    parse_digest(text).ok_or_else(|| {
+        Error::Usage(format!(
+            "{origin}: {:?} is not a digest of the form blake3:<64 hex digits>",
+            text
+        ))
+    })
+}
+
+/// The log format: `--log`, else `TREESEAL_LOG`, else text. Only `text` and `json`.
+pub fn log_format(flag: Option<&str>, env: Env) -> Result<Format> {
+    let (value, origin) = match flag {
+        Some(v) => (Some(v.to_string()), "--log"),
+        None => (var(env, "TREESEAL_LOG")?, "TREESEAL_LOG"),
+    };
+    match value.as_deref() {
+        None | Some("text") => Ok(Format::Text),
+        Some("json") => Ok(Format::Json),
+        Some(other) => Err(Error::Usage(format!(
+            "{origin}={other:?} is not a log format: use text or json"
+        ))),
+    }
 }
 
 /// The worker thread count: the flag, else `TREESEAL_THREADS`, else 0, which means the
 /// pool's default width (see [`crate::pool`]: wide for reads, hashing on the CPUs this
-/// process may use).
-pub fn thread_count(flag: Option<usize>) -> Result<usize> {
-    let n = match (flag, env("TREESEAL_THREADS")) {
+/// process may use). A count asked for must lie in `1..=`[`crate::pool::MAX_THREADS`].
+pub fn thread_count(flag: Option<usize>, env: Env) -> Result<usize> {
+    let n = match (flag, var(env, "TREESEAL_THREADS")?) {
         (Some(n), _) => n,
         (None, Some(text)) => text.parse().map_err(|_| {
             Error::Usage(format!("TREESEAL_THREADS={text:?} is not a whole number"))
         })?,
         (None, None) => return Ok(0),
     };
-    if n == 0 {
-        return Err(Error::Usage("the thread count must be at least 1".into()));
-    }
-    Ok(n)
+    crate::pool::check_count(n).map_err(|e| Error::Usage(e.to_string()))
 }
 
 impl Config {
     /// Resolves the configuration: flags first, then the environment.
-    pub fn resolve(args: &GateArgs) -> Result<Config> {
-        let specs: Vec<String> = if !args.trees.is_empty() {
-            args.trees.clone()
-        } else if let Some(list) = env("TREESEAL_TREES") {
-            list.split_whitespace().map(str::to_string).collect()
-        } else {
-            vec![]
-        };
-        let trees = if specs.is_empty() {
-            let root = PathBuf::from(env("TREESEAL_ROOT").unwrap_or(DEFAULT_ROOT.into()));
-            let manifest = args
-                .manifest
-                .clone()
-                .or_else(|| env("TREESEAL_MANIFEST").map(PathBuf::from))
-                .unwrap_or_else(|| root.join(DEFAULT_NAME));
-            let digest = env("TREESEAL_DIGEST")
-                .map(|d| digest_arg(&d, "TREESEAL_DIGEST"))
-                .transpose()?;
-            vec![GatedTree {
-                root,
-                manifest,
-                digest,
-            }]
-        } else {
-            if args.manifest.is_some() {
-                return Err(Error::Usage(
-                    "--manifest goes with a single tree; with --tree/TREESEAL_TREES each tree's manifest is ROOT/.treeseal".into(),
-                ));
+    pub fn resolve(flags: &Flags, env: Env) -> Result<Config> {
+        let trees_var = var(env, "TREESEAL_TREES")?;
+        let mut single = Vec::new();
+        for name in SINGLE_TREE_VARS {
+            if let Some(value) = var(env, name)? {
+                single.push((name, value));
             }
-            specs
+        }
+        let multi = match (flags.trees.is_empty(), &trees_var) {
+            (false, _) => Some("--tree"),
+            (true, Some(_)) => Some("TREESEAL_TREES"),
+            (true, None) => None,
+        };
+        if let Some(multi) = multi {
+            let other = single
+                .first()
+                .map(|(name, _)| *name)
+                .or(flags.manifest.as_ref().map(|_| "--manifest"));
+            if let Some(other) = other {
+                return Err(Error::Usage(format!(
+                    "{multi} and {other} are both set, and {multi} would silently replace it: \
+                     keep one form, {multi} listing every tree as ROOT=DIGEST, or \
+                     TREESEAL_ROOT/TREESEAL_DIGEST/TREESEAL_MANIFEST for a single tree"
+                )));
+            }
+        }
+        let get = |name: &str| {
+            single
                 .iter()
-                .map(|spec| {
-                    let (root, digest) = match spec.split_once('=') {
-                        Some((root, d)) => (root, Some(digest_arg(d, &format!("tree {root}"))?)),
-                        None => (spec.as_str(), None),
-                    };
-                    if root.is_empty() {
-                        return Err(Error::Usage(format!("tree {spec:?} has no root")));
-                    }
-                    Ok(GatedTree {
-                        root: root.into(),
-                        manifest: Path::new(root).join(DEFAULT_NAME),
-                        digest,
-                    })
-                })
-                .collect::<Result<_>>()?
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
         };
-        let allow_extra = if args.allow_extra.is_empty() {
-            env("TREESEAL_ALLOW_EXTRA")
-                .map(|v| v.split_whitespace().map(str::to_string).collect())
-                .unwrap_or_default()
+        let trees = match multi {
+            None => {
+                let root = PathBuf::from(get("TREESEAL_ROOT").unwrap_or(DEFAULT_ROOT.into()));
+                let manifest = flags
+                    .manifest
+                    .clone()
+                    .or_else(|| get("TREESEAL_MANIFEST").map(PathBuf::from))
+                    .unwrap_or_else(|| root.join(DEFAULT_NAME));
+                let digest = get("TREESEAL_DIGEST")
+                    .map(|d| expect_digest(&d, "TREESEAL_DIGEST"))
+                    .transpose()?;
+                vec![GatedTree {
+                    root,
+                    manifest,
+                    digest,
+                    digest_source: DigestSource::DigestVar,
+                }]
+            }
+            Some(origin) => {
+                let (specs, source): (Vec<String>, _) = if flags.trees.is_empty() {
+                    let list = trees_var.unwrap_or_default();
+                    let specs = list.split_whitespace().map(str::to_string).collect();
+                    (specs, DigestSource::TreesVar)
+                } else {
+                    (flags.trees.clone(), DigestSource::TreeFlag)
+                };
+                specs
+                    .iter()
+                    .map(|spec| tree_spec(spec, origin, source))
+                    .collect::<Result<_>>()?
+            }
+        };
+        let allow_extra = if flags.allow_extra.is_empty() {
+            match env("TREESEAL_ALLOW_EXTRA") {
+                Some(v) => v
+                    .into_string()
+                    .map_err(|_| Error::Usage("TREESEAL_ALLOW_EXTRA is not valid UTF-8".into()))?
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect(),
+                None => Vec::new(),
+            }
         } else {
-            args.allow_extra.clone()
+            flags.allow_extra.clone()
         };
-        let json = match args.log.clone().or_else(|| env("TREESEAL_LOG")).as_deref() {
-            None | Some("text") => false,
-            Some("json") => true,
+        let quiet = match var(env, "TREESEAL_QUIET")?.as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
             Some(other) => {
                 return Err(Error::Usage(format!(
-                    "log format {other:?} is not text or json (TREESEAL_LOG)"
+                    "TREESEAL_QUIET={other:?} is not 1 (quiet) or 0 (not quiet)"
                 )))
             }
+        };
+        let state = match &flags.state {
+            Some(p) => Some(p.clone()),
+            None => var(env, "TREESEAL_STATE")?.map(PathBuf::from),
         };
         Ok(Config {
             trees,
             allow_extra,
-            state: args
-                .state
-                .clone()
-                .or_else(|| env("TREESEAL_STATE").map(PathBuf::from)),
-            json,
-            quiet: env("TREESEAL_QUIET").is_some_and(|v| v != "0"),
+            state,
+            quiet,
         })
     }
 
-    /// Candidate snapshot paths, in order of preference.
-    fn state_paths(&self) -> Vec<PathBuf> {
-        if let Some(p) = &self.state {
-            return vec![p.clone()];
-        }
-        let mut key = blake3::Hasher::new();
-        for t in &self.trees {
-            key.update(t.root.as_os_str().as_bytes());
-            key.update(b"\0");
-        }
-        let name = format!("treeseal-{}.state", &key.finalize().to_hex()[..16]);
-        STATE_DIRS
-            .iter()
-            .map(|d| Path::new(d).join(&name))
-            .collect()
+    /// Where the snapshot for these trees lives (see [`crate::snapshot::path`]).
+    pub fn snapshot_path(&self) -> Option<PathBuf> {
+        let roots: Vec<&Path> = self.trees.iter().map(|t| t.root.as_path()).collect();
+        crate::snapshot::path(self.state.as_deref(), &roots)
     }
 }
 
+/// One `ROOT[=DIGEST]` entry of `--tree` or `TREESEAL_TREES`.
+fn tree_spec(spec: &str, origin: &str, source: DigestSource) -> Result<GatedTree> {
+    let (root, digest) = match spec.split_once('=') {
+        Some((root, d)) => (
+            root,
+            Some(expect_digest(d, &format!("{origin}: tree {root}"))?),
+        ),
+        None => (spec, None),
+    };
+    if root.is_empty() {
+        return Err(Error::Usage(format!("{origin}: tree {spec:?} has no root")));
+    }
+    Ok(GatedTree {
+        root: root.into(),
+        manifest: Path::new(root).join(DEFAULT_NAME),
+        digest,
+        digest_source: source,
+    })
+}
+
+/// Compiles `--allow-extra` style patterns (`None` when there are none).
+pub fn allow_matcher(patterns: &[String], origin: &str) -> Result<Option<Matcher>> {
+    let patterns: Vec<String> = patterns
+        .iter()
+        .filter_map(|p| ignore::normalize_pattern(p))
+        .collect();
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    Matcher::new(&patterns)
+        .map(Some)
+        .map_err(|source| Error::Pattern {
+            origin: origin.into(),
+            source,
+        })
+}
+
 /// Why the gate refuses, for one tree.
-enum Refusal {
+#[derive(Debug)]
+pub enum Refusal {
     /// The manifest's digest is not the expected one: stale layer.
     Stale {
+        /// The manifest's digest.
         found: Hash,
+        /// The expected digest.
         expected: Hash,
+        /// The manifest (for its origin).
         manifest: Box<Manifest>,
     },
     /// The tree differs from its manifest.
     Differs(Report),
 }
 
-/// The outcome of checking every tree.
-struct Checked {
-    /// (tree, manifest digest, report) per tree, in order.
-    trees: Vec<(GatedTree, Hash, Report)>,
-    started_ns: i64,
+impl Refusal {
+    /// Why, in one line (without a "refusing" prefix), and the structured fields for JSON.
+    pub fn describe(&self, tree: &GatedTree) -> (String, Vec<(&'static str, String)>) {
+        let root = root_text(tree);
+        match self {
+            Refusal::Stale {
+                found,
+                expected,
+                manifest,
+            } => (
+                format!(
+                    "this image's files come from a different source tree than the one it was built from: {root} is {}, expected {}; {}; rebuild the stage that copies {root} without the build cache (for a base image: rebuild it, or pull it by digest)",
+                    format_digest(found),
+                    format_digest(expected),
+                    origin_text(&manifest.origin),
+                ),
+                vec![
+                    ("event", "stale".into()),
+                    ("root", root),
+                    ("digest", format_digest(found)),
+                    ("expected", format_digest(expected)),
+                ],
+            ),
+            Refusal::Differs(report) => (
+                format!(
+                    "{root} differs from its manifest: {}",
+                    first_difference_line(report)
+                ),
+                vec![
+                    ("event", "differs".into()),
+                    ("root", root),
+                    ("difference", report.differences[0].to_string()),
+                ],
+            ),
+        }
+    }
 }
+
+/// A tree's root, escaped for printing.
+pub fn root_text(tree: &GatedTree) -> String {
+    escape(tree.root.as_os_str().as_encoded_bytes())
+}
+
+/// Every tree proved equal.
+#[derive(Debug)]
+pub struct Checked {
+    /// (tree, manifest digest, report) per tree, in order.
+    pub trees: Vec<(GatedTree, Hash, Report)>,
+    /// When the check started (Unix nanoseconds), for the snapshot's racy window.
+    pub started_ns: i64,
+}
+
+impl Checked {
+    /// The snapshot that lets a later healthcheck trust these trees' unchanged files.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            trees: self
+                .trees
+                .iter()
+                .map(|(tree, digest, report)| {
+                    TreeState::new(&tree.root, *digest, &report.stamps, self.started_ns)
+                })
+                .collect(),
+        }
+    }
+
+    /// The warning for trees without an expected digest, naming where to set it.
+    pub fn unanchored_warning(&self) -> Option<String> {
+        let unanchored: Vec<&GatedTree> = self
+            .trees
+            .iter()
+            .filter(|(t, _, _)| t.digest.is_none())
+            .map(|(t, _, _)| t)
+            .collect();
+        let first = unanchored.first()?;
+        let roots: Vec<String> = unanchored.iter().map(|t| root_text(t)).collect();
+        Some(format!(
+            "warning: no expected digest ({}) for {}, so freshness is not anchored: a stale image with a self-consistent manifest would pass",
+            first.digest_source.text(),
+            roots.join(", ")
+        ))
+    }
+}
+
+/// What a check found: every tree equal, or the first tree that is not and why.
+pub type Outcome = std::result::Result<Checked, (GatedTree, Refusal)>;
 
 fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Checks every tree in order; stops at the first that fails. With a snapshot, files whose
-/// stamps it vouches for are not hashed (the cheap healthcheck).
-fn check_all(
-    config: &Config,
-    mut snapshot: Option<State>,
-) -> Result<std::result::Result<Checked, (GatedTree, Refusal)>> {
+/// stamps it vouches for are not hashed (the cheap healthcheck). An error means the check
+/// could not be completed, which callers treat as a refusal.
+pub fn check(config: &Config, mut snapshot: Option<Snapshot>) -> Result<Outcome> {
     let started_ns = now_ns();
     let allow_extra = allow_matcher(&config.allow_extra, "TREESEAL_ALLOW_EXTRA")?;
     let mut trees = Vec::new();
@@ -250,7 +446,7 @@ fn check_all(
         }
         let trusted = snapshot
             .as_mut()
-            .map(|state| state.take_stamps(tree, &digest))
+            .map(|s| s.take_stamps(&tree.root, &digest))
             .unwrap_or_default();
         let options = Options {
             all: false,
@@ -266,259 +462,128 @@ fn check_all(
     Ok(Ok(Checked { trees, started_ns }))
 }
 
-/// Prints one log line in the configured format. `fields` are extra JSON members.
-fn log(config: &Config, level: &str, message: &str, fields: &[(&str, String)]) {
-    let line = if config.json {
-        let mut obj = format!("{{\"level\":\"{level}\",\"msg\":{}", json_string(message));
-        for (k, v) in fields {
-            obj.push_str(&format!(",\"{k}\":{}", json_string(v)));
-        }
-        obj.push('}');
-        obj
-    } else {
-        format!("treeseal: {message}")
-    };
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn root_text(tree: &GatedTree) -> String {
-    escape(tree.root.as_os_str().as_bytes())
-}
+    const D: &str = "blake3:0000000000000000000000000000000000000000000000000000000000000000";
 
-/// The one line that says why the gate refuses.
-fn refusal_line(tree: &GatedTree, refusal: &Refusal) -> (String, Vec<(&'static str, String)>) {
-    let root = root_text(tree);
-    match refusal {
-        Refusal::Stale {
-            found,
-            expected,
-            manifest,
-        } => (
-            format!(
-                "refusing to start: this image's files come from a different source tree than the one it was built from: {root} is {}, expected {}; {}; rebuild the stage that copies {root} without the build cache (for a base image: rebuild it, or pull it by digest)",
-                format_digest(found),
-                format_digest(expected),
-                origin_text(&manifest.origin),
-            ),
-            vec![
-                ("event", "stale".into()),
-                ("root", root),
-                ("digest", format_digest(found)),
-                ("expected", format_digest(expected)),
-            ],
-        ),
-        Refusal::Differs(report) => (
-            format!(
-                "refusing to start: {root} differs from its manifest: {}",
-                first_difference_line(report)
-            ),
-            vec![
-                ("event", "differs".into()),
-                ("root", root),
-                ("difference", report.differences[0].to_string()),
-            ],
-        ),
+    fn resolve(vars: &[(&str, &str)], flags: &Flags) -> Result<Config> {
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| OsString::from(v))
+        };
+        Config::resolve(flags, &env)
     }
-}
 
-/// `treeseal run`: verify, snapshot, exec. Returns only on refusal or exec failure.
-pub fn run(args: RunArgs) -> Result<ExitCode> {
-    // As PID 1 a process has no default action for SIGTERM/SIGINT: without handlers,
-    // `docker stop` would wait out its grace period while we verify.
-    crate::exec::exit_on_termination_signals();
-    let started = Instant::now();
-    let config = Config::resolve(&args.gate)?;
-    let checked = match check_all(&config, None) {
-        Ok(Ok(checked)) => checked,
-        Ok(Err((tree, refusal))) => {
-            let (line, fields) = refusal_line(&tree, &refusal);
-            log(&config, "error", &line, &fields);
-            return Ok(ExitCode::Differs);
+    fn usage(r: Result<Config>) -> String {
+        match r {
+            Err(Error::Usage(m)) => m,
+            other => panic!("expected a usage error, got {other:?}"),
         }
-        Err(e) => {
-            log(
-                &config,
-                "error",
-                &format!("refusing to start: {e}"),
-                &[("event", "cannot-check".into())],
-            );
-            return Ok(e.exit_code());
+    }
+
+    #[test]
+    fn defaults_gate_app_without_a_digest() {
+        let c = resolve(&[], &Flags::default()).unwrap();
+        assert_eq!(c.trees.len(), 1);
+        assert_eq!(c.trees[0].root, Path::new("/app"));
+        assert_eq!(c.trees[0].manifest, Path::new("/app/.treeseal"));
+        assert_eq!(c.trees[0].digest, None);
+        assert!(!c.quiet);
+    }
+
+    #[test]
+    fn a_set_but_blank_variable_names_the_missing_build_arg() {
+        for name in [
+            "TREESEAL_DIGEST",
+            "TREESEAL_ROOT",
+            "TREESEAL_MANIFEST",
+            "TREESEAL_TREES",
+            "TREESEAL_QUIET",
+            "TREESEAL_STATE",
+        ] {
+            for blank in ["", " ", "\t\n"] {
+                let m = usage(resolve(&[(name, blank)], &Flags::default()));
+                assert!(m.starts_with(&format!("{name} is set but empty")), "{m}");
+                assert!(m.contains(&format!("--build-arg {name}=")), "{m}");
+            }
         }
-    };
-    let saved = save_state(&config, &checked);
-    if !config.quiet {
-        let (files, bytes) = checked.trees.iter().fold((0, 0), |(f, b), (_, _, r)| {
-            (f + r.files_hashed, b + r.bytes_hashed)
-        });
-        let roots: Vec<String> = checked
-            .trees
-            .iter()
-            .map(|(t, d, _)| format!("{} {}", root_text(t), format_digest(d)))
-            .collect();
-        let mut line = format!(
-            "verified {} ({files} files, {}, {} ms)",
-            roots.join(", "),
-            human_bytes(bytes),
-            started.elapsed().as_millis()
+        // Empty allow-extra patterns allow nothing more: not an error.
+        let c = resolve(&[("TREESEAL_ALLOW_EXTRA", "")], &Flags::default()).unwrap();
+        assert!(c.allow_extra.is_empty());
+    }
+
+    #[test]
+    fn quiet_and_log_take_only_their_documented_values() {
+        assert!(
+            resolve(&[("TREESEAL_QUIET", "1")], &Flags::default())
+                .unwrap()
+                .quiet
         );
-        let unanchored: Vec<String> = checked
-            .trees
-            .iter()
-            .filter(|(t, _, _)| t.digest.is_none())
-            .map(|(t, _, _)| root_text(t))
-            .collect();
-        if !unanchored.is_empty() {
-            line.push_str(&format!(
-                "; warning: no expected digest (TREESEAL_DIGEST) for {}, so freshness is not anchored: a stale image with a self-consistent manifest would pass",
-                unanchored.join(", ")
+        assert!(
+            !resolve(&[("TREESEAL_QUIET", "0")], &Flags::default())
+                .unwrap()
+                .quiet
+        );
+        for bad in ["yes", "true", "2", "01"] {
+            let m = usage(resolve(&[("TREESEAL_QUIET", bad)], &Flags::default()));
+            assert!(m.contains("is not 1 (quiet) or 0"), "{m}");
+        }
+        let env = |v: &'static str| move |n: &str| (n == "TREESEAL_LOG").then(|| OsString::from(v));
+        assert_eq!(log_format(None, &env("json")).unwrap(), Format::Json);
+        assert_eq!(log_format(None, &env("text")).unwrap(), Format::Text);
+        assert_eq!(log_format(None, &|_: &str| None).unwrap(), Format::Text);
+        for bad in ["JSON", "yaml", " "] {
+            assert!(log_format(None, &env(bad)).is_err(), "{bad}");
+        }
+        assert!(log_format(Some("xml"), &|_: &str| None).is_err());
+    }
+
+    #[test]
+    fn trees_next_to_the_single_tree_form_is_refused() {
+        let trees = format!("/app={D} /deps={D}");
+        for single in SINGLE_TREE_VARS {
+            let value = if single == "TREESEAL_DIGEST" { D } else { "/x" };
+            let m = usage(resolve(
+                &[("TREESEAL_TREES", &trees), (single, value)],
+                &Flags::default(),
             ));
+            assert!(
+                m.starts_with(&format!("TREESEAL_TREES and {single} are both set")),
+                "{m}"
+            );
+            let flags = Flags {
+                trees: vec!["/app".into()],
+                ..Flags::default()
+            };
+            let m = usage(resolve(&[(single, value)], &flags));
+            assert!(
+                m.starts_with(&format!("--tree and {single} are both set")),
+                "{m}"
+            );
         }
-        if let Err(why) = saved {
-            line.push_str(&format!(
-                "; no healthcheck snapshot ({why}): healthchecks will re-hash"
-            ));
-        }
-        log(&config, "info", &line, &[("event", "verified".into())]);
-    }
-    let err = crate::exec::exec(&args.command);
-    log(
-        &config,
-        "error",
-        &err.to_string(),
-        &[("event", "exec-failed".into())],
-    );
-    Ok(match err.exit_code() {
-        127 => ExitCode::NotFound,
-        _ => ExitCode::NotExecutable,
-    })
-}
-
-/// `treeseal healthcheck`: exit 0 healthy, 1 unhealthy — never anything else.
-pub fn healthcheck(args: HealthcheckArgs) -> ExitCode {
-    let started = Instant::now();
-    let say = |line: String| {
-        let _ = writeln!(std::io::stdout(), "{line}");
-    };
-    let config = match Config::resolve(&args.gate) {
-        Ok(c) => c,
-        Err(e) => {
-            say(format!("unhealthy: cannot check: {e}"));
-            return ExitCode::Differs;
-        }
-    };
-    let state = if args.full { None } else { load_state(&config) };
-    let mode = if state.is_some() { "cheap" } else { "full" };
-    match check_all(&config, state) {
-        Ok(Ok(checked)) => {
-            let (hashed, trusted) = checked.trees.iter().fold((0, 0), |(h, t), (_, _, r)| {
-                (h + r.files_hashed, t + r.files_trusted)
-            });
-            let roots: Vec<String> = checked.trees.iter().map(|(t, _, _)| root_text(t)).collect();
-            say(format!(
-                "healthy: {} ({mode} check: {trusted} files unchanged, {hashed} hashed, {} ms)",
-                roots.join(", "),
-                started.elapsed().as_millis()
-            ));
-            ExitCode::Ok
-        }
-        Ok(Err((tree, refusal))) => {
-            let (line, _) = refusal_line(&tree, &refusal);
-            let line = line.strip_prefix("refusing to start: ").unwrap_or(&line);
-            say(format!("unhealthy: {line}"));
-            ExitCode::Differs
-        }
-        Err(e) => {
-            say(format!("unhealthy: cannot check: {e}"));
-            ExitCode::Differs
-        }
-    }
-}
-
-/// The snapshot `run` leaves for `healthcheck`.
-#[derive(Debug, Serialize, Deserialize)]
-struct State {
-    trees: Vec<TreeState>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct TreeState {
-    root: Vec<u8>,
-    digest: Hash,
-    /// (manifest entry index, stamp), sorted by index.
-    stamps: Vec<(u32, Stamp)>,
-}
-
-const STATE_MAGIC: &[u8; 8] = b"TSSTATE1";
-
-impl State {
-    /// The stamps recorded for `tree`, if they were recorded for this same manifest;
-    /// moved out, not copied (200k stamps are 8 MB).
-    fn take_stamps(&mut self, tree: &GatedTree, digest: &Hash) -> Vec<(u32, Stamp)> {
-        self.trees
-            .iter_mut()
-            .find(|t| t.root == tree.root.as_os_str().as_bytes() && &t.digest == digest)
-            .map(|t| std::mem::take(&mut t.stamps))
-            .unwrap_or_default()
+        let flags = Flags {
+            manifest: Some("/m".into()),
+            ..Flags::default()
+        };
+        let m = usage(resolve(&[("TREESEAL_TREES", &trees)], &flags));
+        assert!(m.starts_with("TREESEAL_TREES and --manifest"), "{m}");
+        let c = resolve(&[("TREESEAL_TREES", &trees)], &Flags::default()).unwrap();
+        assert_eq!(c.trees.len(), 2);
+        assert_eq!(c.trees[1].digest_source, DigestSource::TreesVar);
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let body = postcard::to_stdvec(self).expect("encoding to a Vec cannot fail");
-        let mut out = Vec::with_capacity(40 + body.len());
-        out.extend_from_slice(STATE_MAGIC);
-        out.extend_from_slice(blake3::hash(&body).as_bytes());
-        out.extend_from_slice(&body);
-        out
-    }
-
-    fn decode(bytes: &[u8]) -> Option<State> {
-        let rest = bytes.strip_prefix(STATE_MAGIC)?;
-        if rest.len() < 32 {
-            return None;
+    #[test]
+    fn thread_counts_refuse_zero_blank_and_words() {
+        let env =
+            |v: &'static str| move |n: &str| (n == "TREESEAL_THREADS").then(|| OsString::from(v));
+        assert_eq!(thread_count(None, &env("3")).unwrap(), 3);
+        assert_eq!(thread_count(Some(2), &env("3")).unwrap(), 2);
+        for bad in ["", "x", "0", "-1", "257"] {
+            assert!(thread_count(None, &env(bad)).is_err(), "{bad:?}");
         }
-        let (sum, body) = rest.split_at(32);
-        if blake3::hash(body).as_bytes() != sum {
-            return None;
-        }
-        postcard::from_bytes(body).ok()
+        assert!(thread_count(Some(0), &|_: &str| None).is_err());
     }
-}
-
-/// Writes the snapshot atomically to the first writable candidate. A read-only file
-/// system must not stop the app: failure is reported, not fatal.
-fn save_state(config: &Config, checked: &Checked) -> std::result::Result<(), String> {
-    let racy_after = checked.started_ns - RACY_WINDOW_NS;
-    let state = State {
-        trees: checked
-            .trees
-            .iter()
-            .map(|(tree, digest, report)| TreeState {
-                root: tree.root.as_os_str().as_bytes().to_vec(),
-                digest: *digest,
-                stamps: report
-                    .stamps
-                    .iter()
-                    .filter(|(_, s)| s.ctime_ns < racy_after && s.mtime_ns < racy_after)
-                    .copied()
-                    .collect(),
-            })
-            .collect(),
-    };
-    let bytes = state.encode();
-    let mut last_error = String::from("no candidate directory");
-    for path in config.state_paths() {
-        match crate::manifest::write_atomic(&path, &bytes, false) {
-            Ok(()) => return Ok(()),
-            Err(e) => last_error = format!("{}: {e}", escape(path.as_os_str().as_bytes())),
-        }
-    }
-    Err(last_error)
-}
-
-/// Reads the snapshot, if there is a valid one.
-fn load_state(config: &Config) -> Option<State> {
-    config
-        .state_paths()
-        .iter()
-        .find_map(|p| std::fs::read(p).ok())
-        .and_then(|bytes| State::decode(&bytes))
 }

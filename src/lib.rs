@@ -31,6 +31,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod atomic;
 pub mod beneath;
 pub mod cli;
 pub mod commands;
@@ -42,9 +43,14 @@ pub mod exit;
 pub mod gate;
 pub mod hash;
 pub mod ignore;
+#[cfg(feature = "image")]
+pub mod image;
 pub mod lock;
 pub mod manifest;
+pub mod output;
 pub mod pool;
+pub mod snapshot;
 pub mod tree;
 pub mod verify;
 pub mod walk;
+pub mod words;

@@ -1,7 +1,8 @@
-//! Sealing a tree: walk it, hash every regular file in parallel, and build the manifest.
+//! Sealing a tree: gather its rules, walk it, hash every regular file in parallel, and
+//! build the manifest.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::sys::stat::FileStat;
 
@@ -9,11 +10,120 @@ use rayon::prelude::*;
 
 use crate::beneath;
 use crate::error::{Error, Result};
+use crate::escape::escape;
 use crate::hash::Hashed;
-use crate::ignore::Matcher;
-use crate::manifest::{Manifest, Origin};
-use crate::tree::{Entry, Kind, Node, Rules};
+use crate::ignore::{self, Matcher};
+use crate::manifest::{Manifest, Origin, DEFAULT_NAME};
+use crate::tree::{Entry, Kind, ModePolicy, Node, Rules};
 use crate::walk::{self, Found};
+
+/// Which `.dockerignore` file a tree's rules start from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IgnoreFile {
+    /// None (`--no-dockerignore`).
+    Skip,
+    /// `DIR/.dockerignore`, when there is one.
+    InTree,
+    /// This file, which must exist (`--dockerignore FILE`, e.g. `Dockerfile.dockerignore`).
+    Given(PathBuf),
+}
+
+/// Builds the rules for walking `dir` from scratch: the patterns of `file`, then `exclude`
+/// (command-line patterns, normalised like `.dockerignore` lines), then — when `output`, the
+/// manifest `lock` is about to write, lies inside the tree under another name than the
+/// default — a pattern for that file alone.
+///
+/// With an `output` inside the tree, this is also where `lock` refuses a `.dockerignore`
+/// that would keep that manifest out of the image ([`Error::ManifestIgnored`]): `COPY .`
+/// follows the same file, so the image would have no manifest.
+pub fn rules(
+    dir: &Path,
+    file: &IgnoreFile,
+    exclude: &[String],
+    modes: ModePolicy,
+    output: Option<&Path>,
+) -> Result<Rules> {
+    let (path, required) = match file {
+        IgnoreFile::Skip => (None, false),
+        IgnoreFile::InTree => (Some(dir.join(".dockerignore")), false),
+        IgnoreFile::Given(path) => (Some(path.clone()), true),
+    };
+    let mut docker = Vec::new();
+    if let Some(path) = &path {
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                docker = ignore::parse_dockerignore(&bytes).map_err(|source| Error::Pattern {
+                    origin: escape(path.as_os_str().as_encoded_bytes()),
+                    source,
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+            Err(e) => return Err(Error::io("read", path, e)),
+        }
+    }
+    let mut patterns = docker.clone();
+    patterns.extend(exclude.iter().filter_map(|p| ignore::normalize_pattern(p)));
+    let manifest = output.and_then(|o| inside(dir, o));
+    if let Some(rel) = manifest
+        .as_deref()
+        .filter(|rel| *rel != DEFAULT_NAME.as_bytes())
+    {
+        let text = std::str::from_utf8(rel).map_err(|_| {
+            Error::Usage(
+                "the manifest path inside the tree must be UTF-8 (or write it outside)".into(),
+            )
+        })?;
+        patterns.push(ignore::literal_pattern(text));
+    }
+    let rules = Rules { patterns, modes };
+    matcher(&rules)?;
+    if let (Some(rel), Some(path)) = (&manifest, &path) {
+        keeps_manifest(&docker, rel, path)?;
+    }
+    Ok(rules)
+}
+
+/// Refuses when the `.dockerignore` patterns `docker` (read from `file`) exclude the
+/// manifest at `rel`: the question is whether `COPY .` would leave it out of the image, so
+/// only Docker's own rules count, not `--exclude` nor the manifest's exclusion of itself.
+fn keeps_manifest(docker: &[String], rel: &[u8], file: &Path) -> Result<()> {
+    let compile = |patterns: &[String]| {
+        Matcher::new(patterns).map_err(|source| Error::Pattern {
+            origin: escape(file.as_os_str().as_encoded_bytes()),
+            source,
+        })
+    };
+    if !compile(docker)?.excludes(rel, false) {
+        return Ok(());
+    }
+    // The last exclusion that matches the manifest or one of its directories on its own.
+    let mut culprit = None;
+    for pattern in docker.iter().filter(|p| !p.starts_with('!')) {
+        if compile(std::slice::from_ref(pattern))?.excludes(rel, false) {
+            culprit = Some(pattern.clone());
+        }
+    }
+    let name = String::from_utf8_lossy(rel);
+    Err(Error::ManifestIgnored {
+        ignore_file: escape(file.as_os_str().as_encoded_bytes()),
+        manifest: escape(rel),
+        pattern: culprit.unwrap_or_else(|| "?".into()),
+        fix: format!("!{}", ignore::literal_pattern(&name)),
+    })
+}
+
+/// The path of `file` relative to `dir`, when it lies strictly inside it.
+fn inside(dir: &Path, file: &Path) -> Option<Vec<u8>> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let full = std::fs::canonicalize(parent).ok()?.join(file.file_name()?);
+    let rel = full.strip_prefix(&dir).ok()?;
+    let rel = rel.as_os_str().as_encoded_bytes();
+    (!rel.is_empty()).then(|| rel.to_vec())
+}
 
 /// Compiles the rules' patterns into a matcher.
 pub fn matcher(rules: &Rules) -> Result<Matcher> {

@@ -204,34 +204,18 @@ impl Manifest {
         decode(&bytes).map_err(|e| corrupt(e.to_string()))
     }
 
-    /// Writes the manifest to `path` atomically and durably (a temporary file, synced, then
-    /// a rename), so a reader never sees half a manifest.
+    /// Writes the manifest to `path` atomically and durably (see [`crate::atomic::write`]:
+    /// a temporary file created exclusively, synced, renamed, and its directory synced),
+    /// so a reader never sees half a manifest.
     pub fn save(&self, path: &Path) -> Result<()> {
-        write_atomic(path, &self.encode(), true).map_err(|e| Error::io("write manifest", path, e))
+        crate::atomic::write(path, &self.encode(), true, MANIFEST_MODE)
+            .map_err(|e| Error::io("write manifest", path, e))
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it (`NAME.tmp.PID`), then
-/// a rename, so a reader sees the old file or the new one, never half of one. With
-/// `durable`, the data reaches the disk before the rename (the manifest); the healthcheck
-/// snapshot, which is rebuilt at every start, skips that cost at start-up.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if durable {
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)
-    };
-    write().inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
+/// A manifest's permission bits before the umask: readable by everyone, because `COPY`
+/// keeps them and the app's user in the image must read it.
+const MANIFEST_MODE: u32 = 0o666;
 
 /// The mode most entries of a kind have. Entries store their mode XORed with it, so the
 /// common case is 0: a one-byte varint instead of two (about 1 byte per entry, 2% of a

@@ -287,10 +287,12 @@ pub fn format_digest(hash: &Hash) -> String {
     format!("blake3:{}", hex(hash))
 }
 
-/// Parses `blake3:<64 hex>` (the prefix is required; hex may be either case).
+/// Parses `blake3:<64 hex>`: the prefix is required, hex digits may be either case, and
+/// nothing else is accepted inside (no sign, no space); whitespace around it is ignored.
 pub fn parse_digest(text: &str) -> Option<Hash> {
     let hex_part = text.trim().strip_prefix("blake3:")?;
-    if hex_part.len() != 64 {
+    // `from_str_radix` alone would also take a leading `+`.
+    if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -354,6 +356,13 @@ mod tests {
         );
         assert_eq!(parse_digest(&text[7..]), None);
         assert_eq!(parse_digest("blake3:zz"), None);
+        // Two hex digits at a time through `from_str_radix` took `+f` as 15.
+        let signed = format!("blake3:+{}", &text[8..]);
+        assert_eq!(signed.len(), text.len());
+        assert_eq!(parse_digest(&signed), None);
+        assert_eq!(parse_digest(&format!("blake3:-{}", &text[8..])), None);
+        assert_eq!(parse_digest(&format!("blake3: {}", &text[8..])), None);
+        assert_eq!(parse_digest(&format!("{text}\n")), Some(h));
     }
 
     #[test]

@@ -490,7 +490,7 @@ fn unreadable_files_and_directories_never_pass() {
     }
     let verify_as_nobody = |t: &Tree, threads: &str| {
         let mut c = cmd();
-        c.args(["--threads", threads, "verify"]).arg(t.path());
+        c.args(["verify", "--threads", threads]).arg(t.path());
         within(as_nobody(&mut c), DEADLINE)
     };
 
@@ -795,7 +795,7 @@ fn thousands_of_levels_do_not_overflow_a_stack() {
     manifest.save(&m).unwrap();
     for threads in ["1", "4"] {
         let mut c = cmd();
-        c.args(["--threads", threads, "verify"])
+        c.args(["verify", "--threads", threads])
             .arg(t.path())
             .arg("--manifest")
             .arg(&m);
@@ -976,7 +976,7 @@ fn a_low_open_file_limit_works_or_fails_closed() {
     let m = out.at("m");
     let run = |sub: &str, limit: u64, threads: &str| {
         let mut c = cmd();
-        c.args(["--threads", threads, sub]).arg(t.path());
+        c.args([sub, "--threads", threads]).arg(t.path());
         if sub == "lock" {
             c.arg("-o").arg(&m);
         } else {
@@ -1591,13 +1591,13 @@ fn no_worker_thread_can_start_and_the_check_still_completes() {
         let threads = OsStr::new(threads);
         let r = limited(
             nproc,
-            &["--threads".as_ref(), threads, "digest".as_ref(), dir],
+            &["digest".as_ref(), "--threads".as_ref(), threads, dir],
         );
         r.code(0);
         assert_eq!(r.stdout.trim(), digest);
         limited(
             nproc,
-            &["--threads".as_ref(), threads, "verify".as_ref(), dir],
+            &["verify".as_ref(), "--threads".as_ref(), threads, dir],
         )
         .code(0);
     }

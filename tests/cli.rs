@@ -630,3 +630,225 @@ fn dockerignore_rules_are_dockers_not_gitignores() {
         "treeseal: content differs: vendor/keep/me.txt (size 0 -> 7 bytes)"
     );
 }
+
+/// Runs treeseal with its standard output a pipe whose reader is already gone.
+fn with_closed_stdout(args: &[&std::ffi::OsStr]) -> common::Run {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let out = common::cmd()
+        .args(args)
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_closed_stdout_is_a_quiet_141_not_an_abort() {
+    let t = Tree::sample();
+    lock(t.path());
+    let seal = t.at(".treeseal");
+    let other = Tree::sample();
+    other.file("README", "changed\n");
+    let o = |s: &'static str| std::ffi::OsStr::new(s);
+    let out = Tree::new();
+    let m = out.at("m");
+    for args in [
+        vec![o("digest"), t.path().as_os_str()],
+        vec![o("lock"), t.path().as_os_str(), o("-o"), m.as_os_str()],
+        vec![o("show"), seal.as_os_str()],
+        vec![o("show"), o("--json"), seal.as_os_str()],
+        vec![o("diff"), t.path().as_os_str(), other.path().as_os_str()],
+    ] {
+        let r = with_closed_stdout(&args);
+        assert_eq!(r.code, 141, "{args:?}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("internal error"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn a_missing_argument_is_named() {
+    for (args, want) in [
+        (&["run"][..], "treeseal: run: no command after -- "),
+        (&["run", "--"][..], "treeseal: run: no command after -- "),
+        (
+            &["diff", "d"][..],
+            "treeseal: diff: needs two trees, A and B ",
+        ),
+        (&["show"][..], "treeseal: show: missing <FILE> "),
+    ] {
+        let r = ts(args);
+        r.code(2);
+        assert!(r.line().starts_with(want), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn dir_must_be_a_directory() {
+    let t = Tree::sample();
+    for sub in ["lock", "verify", "digest"] {
+        let r = ts([std::ffi::OsStr::new(sub), t.at("README").as_os_str()]);
+        r.code(2);
+        assert!(
+            r.line().ends_with(
+                "is not a directory (DIR must be a directory: the tree, not a file in it)"
+            ),
+            "{sub}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn counts_agree_in_number() {
+    let t = Tree::new();
+    t.file("only", "x");
+    let r = ts([std::ffi::OsStr::new("lock"), t.path().as_os_str()]);
+    r.code(0);
+    assert!(
+        r.line()
+            .starts_with("treeseal: locked 1 entry (1 file, 1 B) in "),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn threads_is_offered_only_where_it_is_used_and_help_lists_exit_codes() {
+    let t = Tree::sample();
+    lock(t.path());
+    let r = ts([
+        std::ffi::OsStr::new("show"),
+        std::ffi::OsStr::new("--threads"),
+        std::ffi::OsStr::new("2"),
+        t.at(".treeseal").as_os_str(),
+    ]);
+    r.code(2);
+    assert!(r.line().contains("--threads"), "{}", r.stderr);
+    let r = ts(["show", "--help"]);
+    r.code(0);
+    assert!(!r.stdout.contains("--threads"), "{}", r.stdout);
+    let r = ts(["--help"]);
+    r.code(0);
+    assert!(r.stdout.contains("Exit codes:\n  0 "), "{}", r.stdout);
+    assert!(r.stdout.contains("\n  141  "), "{}", r.stdout);
+}
+
+/// A manifest written inside the tree under a name that reads as a pattern (`!x` is an
+/// exception, `#x` a comment, spaces at the ends are trimmed, `*` `[` `\` `|` are syntax)
+/// excludes exactly that file: the manifest is not an extra file, and the look-alike
+/// `seal` beside it is still sealed.
+#[test]
+fn a_manifest_name_that_looks_like_a_pattern_excludes_only_itself() {
+    for name in [
+        "!seal", "#seal", " seal", "seal ", "*", "*seal", "[", "\\", "a|b*", "{1}*",
+    ] {
+        let t = Tree::new();
+        t.file("seal", "sealed").file("other", "x");
+        let out = t.at(name);
+        let lock = ts([
+            "lock".as_ref(),
+            t.path().as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ]);
+        lock.code(0);
+        let verify = || {
+            ts([
+                "verify".as_ref(),
+                t.path().as_os_str(),
+                "--manifest".as_ref(),
+                out.as_os_str(),
+            ])
+        };
+        let r = verify();
+        assert_eq!(r.code, 0, "manifest {name:?}: {}", r.stderr);
+        fs::write(t.at("seal"), "changed").unwrap();
+        let r = verify();
+        assert_eq!(r.code, 1, "manifest {name:?} hid `seal`: {}", r.stderr);
+        assert!(r.line().contains(": seal ("), "{name:?}: {}", r.stderr);
+    }
+}
+
+/// `COPY .` follows the same `.dockerignore` as `lock`: when it leaves out the manifest
+/// that `lock` writes inside the tree, the image would have none, so `lock` refuses and
+/// names the pattern and the line that fixes it.
+#[test]
+fn lock_refuses_a_dockerignore_that_keeps_the_manifest_out_of_the_image() {
+    let lock_in = |t: &Tree, extra: &[&str]| {
+        let mut args = vec![std::ffi::OsStr::new("lock"), t.path().as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        ts(args)
+    };
+    for (rules, pattern) in [
+        (".*\n", ".*"),
+        ("*\n!app\n", "*"),
+        ("**/.treeseal\n", "**/.treeseal"),
+        ("README\n.treeseal\n", ".treeseal"),
+    ] {
+        let t = Tree::sample();
+        fs::write(t.at(".dockerignore"), rules).unwrap();
+        let r = lock_in(&t, &[]);
+        let line = r.code(2).line();
+        assert!(line.contains(&format!("(pattern {pattern:?})")), "{line}");
+        assert!(line.contains("add the line \"!.treeseal\""), "{line}");
+        assert!(
+            line.contains(".dockerignore excludes the manifest .treeseal"),
+            "{line}"
+        );
+        assert!(
+            !t.at(".treeseal").exists(),
+            "{rules:?}: a manifest was written"
+        );
+        // The line it names is the fix.
+        fs::write(t.at(".dockerignore"), format!("{rules}!.treeseal\n")).unwrap();
+        lock_in(&t, &[]).code(0);
+        verify(t.path(), &[]).code(0);
+    }
+
+    // Another name inside an excluded directory: the fix names that path.
+    let t = Tree::sample();
+    fs::write(t.at(".dockerignore"), "var\n").unwrap();
+    let out = t.at("var/app.seal");
+    let r = lock_in(&t, &["-o", out.to_str().unwrap()]);
+    let line = r.code(2).line();
+    assert!(
+        line.contains("manifest var/app.seal (pattern \"var\")"),
+        "{line}"
+    );
+    assert!(line.contains("\"!var/app.seal\""), "{line}");
+    fs::write(t.at(".dockerignore"), "var\n!var/app.seal\n").unwrap();
+    lock_in(&t, &["-o", out.to_str().unwrap()]).code(0);
+
+    // Not a question for Docker: a manifest outside the tree, a treeseal-only --exclude,
+    // or no ignore file read at all.
+    let t = Tree::sample();
+    fs::write(t.at(".dockerignore"), ".*\n").unwrap();
+    let outside = t.path().join("../outside.seal");
+    lock_in(&t, &["-o", outside.to_str().unwrap()]).code(0);
+    fs::remove_file(&outside).unwrap();
+    lock_in(&t, &["--no-dockerignore"]).code(0);
+    fs::remove_file(t.at(".dockerignore")).unwrap();
+    lock_in(&t, &["--exclude", ".*"]).code(0);
+
+    // --dockerignore FILE is the file COPY follows: it is the one named.
+    let t = Tree::sample();
+    let other = t.path().join("../Dockerfile.dockerignore");
+    fs::write(&other, "*\n!app\n!bin\n").unwrap();
+    let r = lock_in(&t, &["--dockerignore", other.to_str().unwrap()]);
+    fs::remove_file(&other).unwrap();
+    let line = r.code(2).line();
+    assert!(
+        line.contains("Dockerfile.dockerignore excludes the manifest"),
+        "{line}"
+    );
+}

@@ -37,7 +37,7 @@ const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const TINI: &str = "/usr/bin/tini-static";
 
 /// The number of `#[test]` functions below: the last one to end removes the shared images.
-const TESTS: usize = 9;
+const TESTS: usize = 10;
 static TESTS_LEFT: AtomicUsize = AtomicUsize::new(TESTS);
 
 /// Name prefix of everything this run creates.
@@ -778,6 +778,20 @@ fn fresh_build_starts_as_pid_1_and_is_healthy() {
         "{}",
         logs(&name)
     );
+
+    // The same image built without the digest build arg: `ENV TREESEAL_DIGEST=${...}` sets
+    // it to the empty string, which is refused at start (never read as "not set").
+    let no_arg = scope.tag("minimal-no-digest");
+    scope.build_ok(&site, &no_arg, &args[..2], None);
+    // A command that exits at once, so a gate that let it through fails the test, not hangs it.
+    let name = scope.container("minimal-no-digest");
+    let out = docker(&["run", "--name", &name, &no_arg, "/bin/busybox", "true"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        first_line(&stderr).contains("TREESEAL_DIGEST is set but empty"),
+        "{stderr}"
+    );
 }
 
 /// Scenario 2: Seed 000: /app from the previous commit, the build arg from the new one. The
@@ -1278,4 +1292,68 @@ fn tini_in_front_of_the_gate_forwards_signals_and_reaps() {
     assert!(logs(&c).contains("app: stopping"), "{}", logs(&c));
     let status = docker_ok(&["inspect", "-f", "{{.State.ExitCode}}", &c]);
     assert_eq!(status.trim(), "0");
+}
+
+/// `.dockerignore` patterns whose regexp holds `|` or a count `{n}`: the engine never
+/// escapes them, so `a|b*` is an alternation and `x{2}*` a repetition, while `*.{md,txt}`
+/// stays literal. What `COPY .` puts in the image and what `treeseal lock` seals are the same
+/// files. (This engine's legacy builder reads these wildcard patterns as patternmatcher
+/// does; without a wildcard it would read `|` as syntax too, where BuildKit does not, so
+/// every pattern here has one.)
+#[test]
+fn alternation_and_counted_repetition_in_dockerignore_match_the_engine() {
+    let scope = Scope::test("regexp");
+    if !ready("alternation_and_counted_repetition_in_dockerignore_match_the_engine") {
+        return;
+    }
+    let context = scope.dir("regexp");
+    let names = [
+        "a",
+        "abc",
+        "xb",
+        "c",
+        "cb",
+        "x.md",
+        "x.{md,txt}",
+        "filee",
+        "file",
+        "xx",
+        "x",
+    ];
+    for name in names {
+        fs::write(context.join(name), name).unwrap();
+    }
+    fs::write(context.join("Dockerfile"), "FROM scratch\nCOPY . /app/\n").unwrap();
+    fs::write(
+        context.join(".dockerignore"),
+        "a|b*\nfile{2}*\n*.{md,txt}\nx{2}*\nDockerfile\n.dockerignore\n",
+    )
+    .unwrap();
+    lock(&context, &[]);
+    let manifest = treeseal(&["show", context.join(".treeseal").to_str().unwrap()])
+        .output()
+        .expect("run treeseal show");
+    let (shown, stderr) = text(&manifest);
+    assert!(manifest.status.success(), "treeseal show: {stderr}");
+    let mut sealed: Vec<String> = shown
+        .lines()
+        .filter_map(|line| line.rsplit("  ").next())
+        .map(str::to_string)
+        .collect();
+    sealed.sort();
+
+    let image = scope.tag("regexp");
+    scope.build_ok(&context, &image, &[], None);
+    let container = scope.container("regexp");
+    docker_ok(&["create", "--name", &container, &image, "/none"]);
+    let copied = scope.dir("copied").join("app");
+    docker_ok(&["cp", &format!("{container}:/app"), copied.to_str().unwrap()]);
+    let mut in_image: Vec<String> = fs::read_dir(&copied)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != ".treeseal")
+        .collect();
+    in_image.sort();
+    assert_eq!(in_image, ["c", "file", "x", "x.md"], "the engine's COPY");
+    assert_eq!(sealed, in_image, "treeseal lock against the engine's COPY");
 }

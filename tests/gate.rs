@@ -31,9 +31,15 @@ impl Gate {
 
     /// `treeseal <sub>` with TREESEAL_ROOT, TREESEAL_DIGEST and TREESEAL_STATE set.
     fn cmd(&self, sub: &str) -> Command {
+        let mut c = self.bare();
+        c.arg(sub);
+        c
+    }
+
+    /// `treeseal` without arguments, with the environment of [`Gate::cmd`].
+    fn bare(&self) -> Command {
         let mut c = cmd();
-        c.arg(sub)
-            .env("TREESEAL_ROOT", self.tree.path())
+        c.env("TREESEAL_ROOT", self.tree.path())
             .env("TREESEAL_DIGEST", &self.digest)
             .env("TREESEAL_STATE", self.state.path().join("state"));
         c
@@ -229,9 +235,18 @@ fn exec_failures_use_126_and_127_with_the_reason() {
     r.code(126);
     assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
 
+    // Written by a child process: a descriptor open for writing in this (multi-threaded)
+    // process could leak into a concurrent test's fork, and exec would then fail with
+    // ETXTBSY (126) instead of reaching the interpreter lookup.
     let script = g.state.path().join("script");
-    fs::write(&script, "#!/no/such/interpreter\necho hi\n").unwrap();
-    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let made = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf '#!/no/such/interpreter\\necho hi\\n' > \"$1\" && chmod 755 \"$1\"")
+        .arg("sh")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(made.success());
     let mut c = g.cmd("run");
     c.arg("--").arg(&script);
     let r = run(&mut c);
@@ -274,7 +289,8 @@ fn file_names_cannot_forge_log_lines() {
     let r = run(&mut c);
     r.code(1);
     assert!(
-        r.line().starts_with("{\"level\":\"error\",\"msg\":")
+        r.line().starts_with("{\"time\":\"")
+            && r.line().contains("\"level\":\"error\",\"msg\":")
             && r.line().contains("app/x\\\\ntreeseal"),
         "{}",
         r.stderr
@@ -294,14 +310,22 @@ fn several_trees_each_with_its_own_digest() {
         deps.path().display(),
         deps_digest
     );
-    let mut c = app.cmd("run");
-    c.env("TREESEAL_TREES", &trees).args(["--", "true"]);
+    // TREESEAL_TREES replaces the single-tree variables: they must not be set beside it.
+    let multi = |sub: &str| {
+        let mut c = app.cmd(sub);
+        c.env_remove("TREESEAL_ROOT")
+            .env_remove("TREESEAL_DIGEST")
+            .env("TREESEAL_TREES", &trees);
+        c
+    };
+    let mut c = multi("run");
+    c.args(["--", "true"]);
     run(&mut c).code(0);
 
     // The base image's dependency tree is stale: refused, naming that tree.
     deps.file("lib/requests/__init__.py", "v = 1\n");
     let stale = lock(deps.path());
-    let r = app.refuses(app.cmd("run").env("TREESEAL_TREES", &trees), 1);
+    let r = app.refuses(&mut multi("run"), 1);
     assert!(r.line().contains(&format!(
         "different source tree than the one it was built from: {} is {stale}, expected {deps_digest}",
         deps.path().display()
@@ -418,6 +442,21 @@ fn healthcheck_never_exits_2() {
 
 #[test]
 fn sigterm_while_verifying_exits_promptly_with_143() {
+    for log in ["text", "json"] {
+        let stderr = sigterm_while_verifying(log);
+        let want = match log {
+            "text" => stderr == "treeseal: stopped by SIGTERM\n",
+            _ => stderr.starts_with("{\"time\":\"")
+                && stderr.ends_with(
+                    "\",\"level\":\"error\",\"msg\":\"stopped by SIGTERM\",\"event\":\"signal\"}\n",
+                ),
+        };
+        assert!(want, "{log}: {stderr:?}");
+    }
+}
+
+/// Sends SIGTERM to a gate pinned inside its check; asserts 143 and returns its stderr.
+fn sigterm_while_verifying(log: &str) -> String {
     let g = Gate::new();
     // A manifest that is a FIFO: reading it blocks until we write, which pins the gate
     // in the middle of its check without any timing assumption.
@@ -425,6 +464,7 @@ fn sigterm_while_verifying_exits_promptly_with_143() {
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let mut child = g
         .cmd("run")
+        .env("TREESEAL_LOG", log)
         .env("TREESEAL_MANIFEST", &fifo)
         .args(["--", "true"])
         .stderr(Stdio::piped())
@@ -460,6 +500,7 @@ fn sigterm_while_verifying_exits_promptly_with_143() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert_eq!(status.code(), Some(143), "{stderr}");
+    stderr
 }
 
 #[test]
@@ -468,4 +509,292 @@ fn version_and_help_work_without_a_tree() {
     let r = ts(["run"]);
     r.code(2);
     assert!(Path::new(&common::bin()).exists());
+}
+
+#[test]
+fn a_set_but_empty_variable_refuses_and_names_the_build_arg() {
+    let g = Gate::new();
+    for name in [
+        "TREESEAL_DIGEST",
+        "TREESEAL_ROOT",
+        "TREESEAL_MANIFEST",
+        "TREESEAL_TREES",
+    ] {
+        for blank in ["", " "] {
+            let mut c = g.cmd("run");
+            if name == "TREESEAL_TREES" {
+                c.env_remove("TREESEAL_ROOT").env_remove("TREESEAL_DIGEST");
+            }
+            let r = g.refuses(c.env(name, blank), 2);
+            assert!(
+                r.line().contains(&format!("{name} is set but empty"))
+                    && r.line().contains(&format!("--build-arg {name}=")),
+                "{}",
+                r.stderr
+            );
+            let r = run(g.cmd("healthcheck").env(name, blank));
+            r.code(1);
+            assert!(
+                r.stdout
+                    .starts_with(&format!("unhealthy: cannot check: {name} is set but empty")),
+                "{}",
+                r.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn quiet_never_hides_the_missing_digest_warning() {
+    let g = Gate::new();
+    let mut c = g.cmd("run");
+    c.env_remove("TREESEAL_DIGEST")
+        .env("TREESEAL_QUIET", "1")
+        .args(["--", "true"]);
+    let r = run(&mut c);
+    r.code(0);
+    assert!(
+        r.line()
+            .starts_with("treeseal: warning: no expected digest (TREESEAL_DIGEST) for "),
+        "{}",
+        r.stderr
+    );
+    let mut c = g.cmd("run");
+    c.env("TREESEAL_QUIET", "0").args(["--", "true"]);
+    run(&mut c).code(0).line();
+}
+
+#[test]
+fn quiet_and_log_accept_only_their_documented_values() {
+    let g = Gate::new();
+    for (name, value) in [
+        ("TREESEAL_QUIET", "yes"),
+        ("TREESEAL_QUIET", "true"),
+        ("TREESEAL_LOG", "JSON"),
+    ] {
+        let r = g.refuses(g.cmd("run").env(name, value), 2);
+        assert!(r.line().contains(name), "{}", r.stderr);
+        let r = run(g.cmd("healthcheck").env(name, value));
+        r.code(1);
+        assert!(
+            r.stdout.starts_with("unhealthy: cannot check: "),
+            "{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn trees_beside_the_single_tree_variables_is_refused() {
+    let g = Gate::new();
+    let trees = format!("{}={}", g.tree.path().display(), g.digest);
+    // Gate::cmd sets TREESEAL_ROOT and TREESEAL_DIGEST: with TREES beside them, which applies?
+    let r = g.refuses(g.cmd("run").env("TREESEAL_TREES", &trees), 2);
+    assert!(
+        r.line()
+            .contains("TREESEAL_TREES and TREESEAL_ROOT are both set")
+            && r.line().contains("keep one form"),
+        "{}",
+        r.stderr
+    );
+    let r = g.refuses(
+        g.cmd("run")
+            .env_remove("TREESEAL_ROOT")
+            .arg("--tree")
+            .arg(g.tree.path()),
+        2,
+    );
+    assert!(
+        r.line().contains("--tree and TREESEAL_DIGEST are both set"),
+        "{}",
+        r.stderr
+    );
+    // The missing-digest warning names the variable that applies.
+    let mut c = g.cmd("run");
+    c.env_remove("TREESEAL_ROOT")
+        .env_remove("TREESEAL_DIGEST")
+        .env("TREESEAL_TREES", g.tree.path())
+        .args(["--", "true"]);
+    let r = run(&mut c);
+    r.code(0);
+    assert!(
+        r.line()
+            .contains("warning: no expected digest (ROOT=DIGEST in TREESEAL_TREES)"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_digest_is_blake3_and_64_hex_digits_and_nothing_else() {
+    let g = Gate::new();
+    let hex = &g.digest["blake3:".len()..];
+    for bad in [
+        format!("blake3:+{}", &hex[1..]),
+        format!("blake3:-{}", &hex[1..]),
+        format!("blake3:{} ", &hex[..63]),
+        format!("blake3: {}", &hex[1..]),
+        format!("sha256:{hex}"),
+    ] {
+        let r = g.refuses(g.cmd("run").env("TREESEAL_DIGEST", &bad), 2);
+        assert!(r.line().contains("is not a digest"), "{bad}: {}", r.stderr);
+    }
+    let mut c = g.cmd("run");
+    c.env(
+        "TREESEAL_DIGEST",
+        g.digest.to_uppercase().replace("BLAKE3", "blake3"),
+    )
+    .args(["--", "true"]);
+    run(&mut c).code(0);
+}
+
+#[test]
+fn healthcheck_exits_0_or_1_for_every_command_line() {
+    let g = Gate::new();
+    let cases: Vec<(Vec<&str>, Option<&str>)> = vec![
+        (vec!["healthcheck"], Some("x")),
+        (vec!["healthcheck"], Some("0")),
+        (vec!["healthcheck"], Some("")),
+        (vec!["healthcheck", "--threads", "0"], None),
+        (vec!["--threads", "x", "healthcheck"], None),
+        (vec!["--bogus", "healthcheck"], None),
+        (vec!["healthcheck", "--bogus"], None),
+        (vec!["healthcheck", "--log", "xml"], None),
+        (vec!["healthcheck", "extra", "args"], None),
+    ];
+    for (args, threads) in cases {
+        let mut c = g.bare();
+        c.args(&args);
+        if let Some(t) = threads {
+            c.env("TREESEAL_THREADS", t);
+        }
+        let r = run(&mut c);
+        r.code(1);
+        assert_eq!(r.stdout.lines().count(), 1, "{args:?}: {}", r.stdout);
+        assert!(
+            r.stdout.starts_with("unhealthy: cannot check: "),
+            "{args:?} {threads:?}: {}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn json_mode_makes_every_line_json_configuration_errors_included() {
+    let g = Gate::new();
+    let is_json = |line: &str| {
+        line.starts_with("{\"time\":\"")
+            && line.contains("\",\"level\":\"")
+            && line.contains("\"msg\":\"")
+            && line.ends_with('}')
+    };
+    for (name, value) in [
+        ("TREESEAL_DIGEST", "nonsense"),
+        ("TREESEAL_DIGEST", ""),
+        ("TREESEAL_QUIET", "yes"),
+        ("TREESEAL_THREADS", "x"),
+    ] {
+        let r = g.refuses(g.cmd("run").env("TREESEAL_LOG", "json").env(name, value), 2);
+        assert!(is_json(r.line()), "{name}={value:?}: {}", r.stderr);
+        assert!(r.line().contains("\"level\":\"error\""), "{}", r.stderr);
+        let r = run(g
+            .cmd("healthcheck")
+            .env("TREESEAL_LOG", "json")
+            .env(name, value));
+        r.code(1);
+        assert!(is_json(r.stdout.trim_end()), "{}", r.stdout);
+        assert!(r.stdout.contains("unhealthy: cannot check"), "{}", r.stdout);
+    }
+    // A command line clap rejects: only the environment can ask for JSON, and it does.
+    let r = g.refuses(g.cmd("run").env("TREESEAL_LOG", "json").arg("--bogus"), 2);
+    assert!(is_json(r.line()), "{}", r.stderr);
+    let r = run(g
+        .cmd("healthcheck")
+        .env("TREESEAL_LOG", "json")
+        .arg("--bogus"));
+    r.code(1);
+    assert!(is_json(r.stdout.trim_end()), "{}", r.stdout);
+    // Success, the missing-digest warning, and the healthcheck's line.
+    let mut c = g.cmd("run");
+    c.env("TREESEAL_LOG", "json")
+        .env_remove("TREESEAL_DIGEST")
+        .args(["--", "true"]);
+    let r = run(&mut c);
+    r.code(0);
+    assert!(
+        is_json(r.line()) && r.line().contains("\"level\":\"warn\""),
+        "{}",
+        r.stderr
+    );
+    let r = run(g.cmd("healthcheck").env("TREESEAL_LOG", "json"));
+    r.code(0);
+    assert!(is_json(r.stdout.trim_end()), "{}", r.stdout);
+}
+
+#[test]
+fn a_snapshot_anyone_else_could_have_written_is_not_believed() {
+    use std::os::unix::fs::PermissionsExt;
+    let g = Gate::new();
+    let state = g.state.path().join("state");
+    let mut c = g.cmd("run");
+    c.args(["--", "true"]);
+    run(&mut c).code(0);
+    let mode = fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "the snapshot is private: {mode:o}");
+    let r = g.health(&[]);
+    r.code(0);
+    assert!(r.stdout.contains("(cheap check: "), "{}", r.stdout);
+
+    // Writable by others: whoever could write it decides what it says. Full check + note.
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o666)).unwrap();
+    let r = g.health(&[]);
+    r.code(0);
+    assert!(
+        r.stdout.contains("(full check: ")
+            && r.stdout
+                .contains("is writable by group or others (mode 0666), so it was not used"),
+        "{}",
+        r.stdout
+    );
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Owned by someone else (needs root to give it away).
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(&state, Some(65534), None).unwrap();
+        let r = g.health(&[]);
+        r.code(0);
+        assert!(
+            r.stdout.contains("(full check: ") && r.stdout.contains("belongs to uid 65534"),
+            "{}",
+            r.stdout
+        );
+        // A changed tree is unhealthy whatever a foreign snapshot says.
+        g.tree.file("app/views.py", "changed\n");
+        let r = g.health(&[]);
+        r.code(1);
+        assert!(
+            r.stdout.contains("content differs: app/views.py"),
+            "{}",
+            r.stdout
+        );
+    } else {
+        eprintln!("SKIPPED: foreign-owned snapshot: needs root to chown");
+    }
+}
+
+#[test]
+fn a_snapshot_path_that_is_a_symlink_is_neither_followed_nor_believed() {
+    let g = Gate::new();
+    let state = g.state.path().join("state");
+    let elsewhere = g.state.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, &state).unwrap();
+    let mut c = g.cmd("run");
+    c.args(["--", "true"]);
+    run(&mut c).code(0);
+    // `run` replaced the link with its own file (rename), never wrote through it.
+    assert!(!elsewhere.exists());
+    assert!(!fs::symlink_metadata(&state).unwrap().is_symlink());
+    let r = g.health(&[]);
+    r.code(0);
+    assert!(r.stdout.contains("(cheap check: "), "{}", r.stdout);
 }

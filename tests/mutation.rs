@@ -533,7 +533,7 @@ fn relocking_with_any_thread_count_gives_identical_bytes() {
             let m = out.at(format!("m{threads}-{rep}"));
             let r = common::run(
                 common::cmd()
-                    .args(["--threads", &threads.to_string(), "lock"])
+                    .args(["lock", "--threads", &threads.to_string()])
                     .arg(t.path())
                     .arg("-o")
                     .arg(&m),

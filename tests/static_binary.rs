@@ -1,4 +1,7 @@
 //! The release binary is what goes into `FROM scratch` images: fully static and small.
+//! That is the gate's build, without the `image` feature (`treeseal image` reads saved
+//! images on CI machines, never inside one): `cargo build --release --no-default-features`,
+//! as `docker/build-image` builds it.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,6 +17,7 @@ fn release_binary() -> PathBuf {
             "--release",
             "--locked",
             "--quiet",
+            "--no-default-features",
             "--bin",
             "treeseal",
         ])

@@ -8,11 +8,13 @@
 //! Invariants checked besides "no panic, no hang":
 //! - every error message is one line;
 //! - a file is never `Descend`ed into, and a file's `Include` carries no state;
-//! - `verify::excluded_by` (used for `--allow-extra`) agrees with the top-down walk.
+//! - `verify::excluded_by` (used for `--allow-extra`) agrees with the top-down walk;
+//! - `literal_pattern` of each derived path (when UTF-8) compiles and excludes that path,
+//!   as a pattern and as a `.dockerignore` line, and nothing else of the paths tried.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use treeseal::ignore::{parse_dockerignore, Decision, DirState, Matcher};
+use treeseal::ignore::{literal_pattern, parse_dockerignore, Decision, DirState, Matcher};
 
 const FIXED: &[&[u8]] = &[
     b"a",
@@ -76,7 +78,45 @@ fn check_path(m: &Matcher, path: &[u8]) {
     }
 }
 
+/// The literal pattern of `path` excludes `path` and none of `others`.
+fn check_literal(path: &[u8], others: &[Vec<u8>]) {
+    let Ok(text) = std::str::from_utf8(path) else {
+        return;
+    };
+    let pattern = literal_pattern(text);
+    let from_file = parse_dockerignore(pattern.as_bytes())
+        .unwrap_or_else(|e| panic!("literal {pattern:?} of {text:?} does not parse: {e}"));
+    for patterns in [vec![pattern.clone()], from_file] {
+        let m = Matcher::new(&patterns)
+            .unwrap_or_else(|e| panic!("literal {pattern:?} of {text:?}: {e}"));
+        assert!(
+            m.excludes(path, false),
+            "literal {pattern:?} misses {text:?}"
+        );
+        for other in others {
+            // Below the path itself counts as excluded too (a directory's contents).
+            let below = other.starts_with(path) && other.get(path.len()) == Some(&b'/');
+            // A U+FFFD in a regexp also matches a stray byte (Go's decoding, Docker's too).
+            let stray = text.contains('\u{FFFD}') && std::str::from_utf8(other).is_err();
+            if other.as_slice() != path && !below && !stray {
+                assert!(
+                    !m.excludes(other, false),
+                    "literal {pattern:?} of {text:?} also excludes {:?}",
+                    String::from_utf8_lossy(other)
+                );
+            }
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    let mut derived: Vec<Vec<u8>> = FIXED.iter().map(|p| p.to_vec()).collect();
+    for line in data.split(|&c| c == b'\n').take(8) {
+        derived.extend(as_path(line));
+    }
+    for path in &derived {
+        check_literal(path, &derived);
+    }
     let patterns = match parse_dockerignore(data) {
         Ok(p) => p,
         Err(e) => {

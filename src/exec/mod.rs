@@ -83,7 +83,8 @@ impl ExecError {
     /// (like `bash`, `dash` and `docker run`), 126 when it exists but cannot
     /// be executed (permission denied, a directory, not a binary for this
     /// machine, any other `execve` error).
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> crate::exit::ExitCode {
+        use crate::exit::ExitCode;
         match &self.reason {
             Reason::NoCommand
             | Reason::EmptyName
@@ -94,12 +95,12 @@ impl ExecError {
             | Reason::MissingInterpreter(_)
             | Reason::MissingLoader(_)
             | Reason::InterpreterMissingLoader { .. }
-            | Reason::Os(Errno::ENOENT) => 127,
+            | Reason::Os(Errno::ENOENT) => ExitCode::NotFound,
             Reason::NulByte(_)
             | Reason::IsADirectory
             | Reason::PermissionDenied(_)
             | Reason::BadFormat(_)
-            | Reason::Os(_) => 126,
+            | Reason::Os(_) => ExitCode::NotExecutable,
         }
     }
 

@@ -177,19 +177,31 @@ impl SavedSignals {
     }
 }
 
-/// Signals that end treeseal while it runs, with the message written on receipt.
+/// Signals that end treeseal while it runs, with the name the note on receipt uses.
 const TERMINATION_SIGNALS: [(libc::c_int, &[u8]); 4] = [
-    (libc::SIGTERM, b"treeseal: stopped by SIGTERM\n"),
-    (libc::SIGINT, b"treeseal: stopped by SIGINT\n"),
-    (libc::SIGHUP, b"treeseal: stopped by SIGHUP\n"),
-    (libc::SIGQUIT, b"treeseal: stopped by SIGQUIT\n"),
+    (libc::SIGTERM, b"SIGTERM"),
+    (libc::SIGINT, b"SIGINT"),
+    (libc::SIGHUP, b"SIGHUP"),
+    (libc::SIGQUIT, b"SIGQUIT"),
 ];
 
 pub(super) extern "C" fn exit_on_signal(signo: libc::c_int) {
-    for (sig, message) in TERMINATION_SIGNALS {
+    for (sig, name) in TERMINATION_SIGNALS {
         if sig == signo {
-            // SAFETY: `write` is async-signal-safe; the buffer is static.
-            unsafe { libc::write(libc::STDERR_FILENO, message.as_ptr().cast(), message.len()) };
+            // The note, in the log format chosen before the check (text or JSON), built
+            // on the stack: `termination_note` neither allocates nor locks.
+            let mut now = std::mem::MaybeUninit::<libc::timespec>::zeroed();
+            // SAFETY: `clock_gettime` is async-signal-safe and writes only `now`.
+            let secs = match unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, now.as_mut_ptr()) }
+            {
+                // SAFETY: zero-initialised, and filled in by the successful call.
+                0 => u64::try_from(unsafe { now.assume_init() }.tv_sec).unwrap_or(0),
+                _ => 0,
+            };
+            let mut note = [0u8; crate::output::NOTE_MAX];
+            let len = crate::output::termination_note(name, secs, &mut note);
+            // SAFETY: `write` is async-signal-safe; the buffer is ours and `len` long.
+            unsafe { libc::write(libc::STDERR_FILENO, note.as_ptr().cast(), len) };
         }
     }
     // SAFETY: `_exit` is async-signal-safe and never returns.
@@ -224,8 +236,9 @@ pub fn exit_on_termination_signals() {
         let Ok(signal) = nix::sys::signal::Signal::try_from(signo) else {
             continue;
         };
-        // SAFETY: the handler only calls `write` and `_exit`, which are
-        // async-signal-safe, and touches no shared state.
+        // SAFETY: the handler calls only `clock_gettime`, `write` and `_exit`, which
+        // are async-signal-safe, formats into a stack buffer without allocating, and
+        // reads shared state only through one atomic load.
         let _ = unsafe { nix::sys::signal::sigaction(signal, &action) };
     }
 }

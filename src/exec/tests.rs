@@ -47,7 +47,7 @@ fn run_forked(prepared: Prepared, setup: impl FnOnce()) -> Outcome {
                 let err = prepared.run();
                 let message = err.to_string();
                 let _ = nix::unistd::write(&writer, message.as_bytes());
-                i32::from(err.exit_code())
+                i32::from(err.exit_code().code())
             }))
             .unwrap_or(99);
             // SAFETY: ends the child without running the parent's atexit
@@ -355,12 +355,12 @@ fn candidates_follow_path_and_default() {
 fn bad_argv_is_rejected_before_exec() {
     let err = exec(&[]);
     assert_eq!(
-        (err.exit_code(), err.to_string().as_str()),
+        (err.exit_code().code(), err.to_string().as_str()),
         (127, "cannot run: no command was given")
     );
     let err = exec(&os(&[""]));
     assert_eq!(
-        (err.exit_code(), err.to_string().as_str()),
+        (err.exit_code().code(), err.to_string().as_str()),
         (127, "cannot run \"\": the command name is empty")
     );
     let err = exec(&[
@@ -368,7 +368,7 @@ fn bad_argv_is_rejected_before_exec() {
         OsString::from_vec(b"a\0b".to_vec()),
     ]);
     assert_eq!(
-        (err.exit_code(), err.to_string().as_str()),
+        (err.exit_code().code(), err.to_string().as_str()),
         (
             126,
             "cannot run \"/bin/true\": argument 1 contains a NUL byte"
