@@ -31,6 +31,7 @@ FULL = {
     "node": {"files": 150_000},
     "huge": {"count": 4, "min": 512 * MiB, "max": 1024 * MiB},
     "m200k": {"entries": 200_000},
+    "m1m": {"entries": 1_000_000},
     "tiny": {"files": 10},
 }
 QUICK = {
@@ -38,6 +39,7 @@ QUICK = {
     "node": {"files": 5_000},
     "huge": {"count": 3, "min": 64 * MiB, "max": 64 * MiB},
     "m200k": {"entries": 20_000},
+    "m1m": {"entries": 50_000},
     "tiny": {"files": 10},
 }
 
@@ -46,6 +48,7 @@ DESCRIPTIONS = {
     "node": "node_modules (tiny files, deep nesting)",
     "huge": "a few huge files",
     "m200k": "200k-entry manifest (tiny files)",
+    "m1m": "1M-entry manifest (tiny files; the memory rows)",
     "tiny": "10-file tree (start-up overhead)",
 }
 
@@ -361,7 +364,8 @@ def ensure_tree(trees_dir: str, kind: str, quick: bool, scale: float, seed: int,
     if kind == "huge":
         counts = write_huge(tmp, rng, params)
     else:
-        plan = {"py": plan_py, "node": plan_node, "m200k": plan_m200k, "tiny": plan_tiny}[kind](rng, params)
+        plan = {"py": plan_py, "node": plan_node, "m200k": plan_m200k, "m1m": plan_m200k,
+                "tiny": plan_tiny}[kind](rng, params)
         write_plan(plan, tmp, rng)
         counts = {
             "files": len(plan.files),

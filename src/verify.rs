@@ -185,14 +185,19 @@ struct Job {
     done: bool,
 }
 
-/// What hashing a file during the walk found.
+/// What hashing a file during the walk found. One byte, so that it fits in the padding
+/// of a walked object: the walk holds one per entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Checked {
     /// Its content is the sealed content.
     Same,
-    /// Its content differs; this many bytes were read.
-    Differs(u64),
+    /// Its content differs, at the sealed size.
+    Differs,
 }
+static_assertions::const_assert_eq!(
+    size_of::<walk::Found<Checked>>(),
+    size_of::<walk::Found<()>>()
+);
 
 /// Hashes the files of the tree during the walk, each while its directory is open (see
 /// [`walk::Visitor`]), and compares it with its manifest entry. Files the merge may not
@@ -286,10 +291,12 @@ impl walk::Visitor for Checker<'_> {
             Ok(Hashed::File { hash: h, size: n }) if h == *hash && n == *size => {
                 Some(Checked::Same)
             }
-            Ok(Hashed::File { size: n, .. }) => {
+            Ok(Hashed::File { size: n, .. }) if n == *size => {
                 differs();
-                Some(Checked::Differs(n))
+                Some(Checked::Differs)
             }
+            // It changed size while it was read, or could not be read: the hashing after
+            // the merge opens it again and reports what it finds.
             _ => None,
         }
     }
@@ -403,11 +410,11 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                                         hashed += 1;
                                         bytes += f.size;
                                     }
-                                    Some(Checked::Differs(found_size)) => {
+                                    Some(Checked::Differs) => {
                                         hashed += 1;
                                         let what = What::Content {
                                             expected_size: f.size,
-                                            found_size,
+                                            found_size: f.size,
                                         };
                                         let path = e.path.clone();
                                         walk_diffs.push((seq, Ok(Difference { path, what })));
