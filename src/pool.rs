@@ -18,11 +18,10 @@
 //! [`IO_WIDTH`] and the CPU count.
 //!
 //! The pool is built on the first work that [`worth_threads`] says is large enough, not
-//! at start-up. Hashing a tree below that size runs on the calling thread and starts no
-//! hashing thread (the walk may still list two directories of one level in parallel: that
-//! is where a small tree with several directories starts the pool). Starting the pool and
-//! handing it work costs a few hundred microseconds of thread creation, spinning and
-//! wake-ups, more than hashing a 10-file tree.
+//! at start-up: a tree is walked and hashed on the calling thread until it has shown that
+//! many names, so a small tree starts no thread at all. Starting the pool and handing it
+//! work costs a few hundred microseconds of thread creation, spinning and wake-ups, more
+//! than hashing a 10-file tree.
 //!
 //! One thread means the calling thread: no pool is built (a pool of one worker would only
 //! add a hand-off while the caller waits). Threads can fail to start (`docker run

@@ -23,12 +23,13 @@
 //!
 //! # Robustness
 //!
-//! The walk is iterative, one level of directories at a time, not recursive: a tree nested
-//! thousands of levels deep cannot overflow a thread's stack. Each directory is opened,
-//! listed, and every name in it `fstatat`ed (or opened) and `readlinkat`ed relative to the
-//! open directory, then closed before the next level: at most one directory handle and
-//! one file handle per worker thread are open at a time, whatever the depth or width, so
-//! a low `RLIMIT_NOFILE` is enough. Directories below the root are opened with `O_NOFOLLOW`, so one swapped for a
+//! The walk is iterative, not recursive: directories to list wait in a queue (a stack on
+//! the calling thread, rayon's queues on the workers), so a tree nested thousands of
+//! levels deep cannot overflow a thread's stack. Each directory is opened, listed, and
+//! every name in it `fstatat`ed (or opened) and `readlinkat`ed relative to the open
+//! directory, then closed before its subdirectories are queued: at most one directory
+//! handle and one file handle per worker thread are open at a time, whatever the depth
+//! or width, so a low `RLIMIT_NOFILE` is enough. Directories below the root are opened with `O_NOFOLLOW`, so one swapped for a
 //! symlink during the walk is an error, never followed out of the tree. A path longer
 //! than the kernel's `PATH_MAX` is opened in pieces with `openat` (see [`open_beneath`]),
 //! so depth is not limited by path length either. When several directories cannot be
@@ -41,6 +42,8 @@ use std::path::Path;
 
 use std::ops::Range;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
@@ -177,46 +180,45 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
 /// wants to it while its directory is open (in parallel, in no particular order).
 pub fn walk_with<V: Visitor>(root: &Path, matcher: &Matcher, visitor: &V) -> Result<Walk<V::Out>> {
     check_root(root)?;
-    // Every directory listed so far, by index; the root is 0. A directory's `Slot::Dir`
-    // children point at their own listing. Listing happens level by level (all the
-    // directories of one depth in parallel), so nothing recurses.
-    let mut listings: Vec<Vec<Slot<V::Out>>> = vec![Vec::new()];
-    let mut level: Vec<(usize, Vec<u8>, DirState)> = vec![(0, Vec::new(), matcher.root_state())];
-    let mut errors: Vec<(Vec<u8>, Error)> = Vec::new();
-    let mut len = 0;
-    while !level.is_empty() {
-        let list_one =
-            |(_, rel, state): &(usize, Vec<u8>, DirState)| list(root, rel, state, matcher, visitor);
-        // A level of one directory (the root's, or a chain of lone subdirectories) is
-        // listed on the calling thread: no worker threads for a narrow tree.
-        let pool = match level.len() {
-            1 => None,
-            _ => crate::pool::workers(),
-        };
-        let listed: Vec<_> = match pool {
-            Some(pool) => pool.install(|| level.par_iter().map(list_one).collect()),
-            None => level.iter().map(list_one).collect(),
-        };
-        let mut next = Vec::new();
-        for ((index, _, _), listing) in level.into_iter().zip(listed) {
-            match listing {
-                Ok(mut slots) => {
-                    for slot in &mut slots {
-                        if let Slot::Dir(dir) = slot {
-                            dir.listing = listings.len();
-                            listings.push(Vec::new());
-                            let state = std::mem::take(&mut dir.state);
-                            next.push((dir.listing, dir.found.path.to_vec(), state));
-                        }
-                    }
-                    len += slots.len();
-                    listings[index] = slots;
-                }
-                Err(e) => errors.push(e),
+    let listed = Listed {
+        root,
+        matcher,
+        visitor,
+        listings: Mutex::new(vec![Vec::new()]),
+        errors: Mutex::new(Vec::new()),
+        names: AtomicUsize::new(0),
+    };
+    // A small tree is listed on the calling thread, and starts no thread (see
+    // `crate::pool`). Once it has shown more names than that, each directory is listed as
+    // soon as its parent is, by whichever worker is free: no level waits for the slowest
+    // directory of the one above (on a cold cache, that wait would leave the disk idle).
+    // Either way directories wait in a queue, never in a recursion, so depth does not
+    // grow any thread's stack.
+    let mut pending = listed.one(0, Vec::new(), matcher.root_state());
+    let mut pool = None;
+    while let Some((index, rel, state)) = pending.pop() {
+        pending.extend(listed.one(index, rel, state));
+        if crate::pool::worth_threads(listed.names.load(Ordering::Relaxed), 0) {
+            pool = crate::pool::workers();
+            if pool.is_some() {
+                break;
             }
         }
-        level = next;
     }
+    if let Some(pool) = pool {
+        pool.scope(|scope| {
+            for (index, rel, state) in pending {
+                let listed = &listed;
+                scope.spawn(move |scope| listed.spawn(scope, index, rel, state));
+            }
+        });
+    }
+    let listed_names = listed.names.load(Ordering::Relaxed);
+    let Listed {
+        listings, errors, ..
+    } = listed;
+    let (mut listings, errors) = (lock(listings), lock(errors));
+    let len = listed_names;
     // Which directories were listed does not depend on timing, so neither does this.
     if let Some((_, e)) = errors.into_iter().min_by(|a, b| path_order(&a.0, &b.0)) {
         return Err(e);
@@ -238,6 +240,68 @@ pub fn walk_with<V: Visitor>(root: &Path, matcher: &Matcher, visitor: &V) -> Res
         stack: vec![root_listing.into_iter()],
         len,
     })
+}
+
+/// The directories a walk lists, as it lists them.
+struct Listed<'a, V: Visitor> {
+    root: &'a Path,
+    matcher: &'a Matcher,
+    visitor: &'a V,
+    /// Every directory's listing, by index; the root's is 0. A directory's `Slot::Dir`
+    /// children point at their own listing, whose index is always above its parent's.
+    listings: Mutex<Vec<Vec<Slot<V::Out>>>>,
+    /// The directories that could not be listed, with their paths.
+    errors: Mutex<Vec<Failure>>,
+    /// How many objects the listings hold so far.
+    names: AtomicUsize,
+}
+
+/// A directory still to list: the index of its listing, its path, its rules' state.
+type Pending = (usize, Vec<u8>, DirState);
+
+impl<V: Visitor> Listed<'_, V> {
+    /// Lists the directory at `rel` into listing `index`; returns its subdirectories.
+    fn one(&self, index: usize, rel: Vec<u8>, state: DirState) -> Vec<Pending> {
+        let mut below = Vec::new();
+        match list(self.root, &rel, &state, self.matcher, self.visitor) {
+            Ok(mut slots) => {
+                let mut listings = lock_ref(&self.listings);
+                for slot in &mut slots {
+                    if let Slot::Dir(dir) = slot {
+                        dir.listing = listings.len();
+                        listings.push(Vec::new());
+                        let state = std::mem::take(&mut dir.state);
+                        below.push((dir.listing, dir.found.path.to_vec(), state));
+                    }
+                }
+                self.names.fetch_add(slots.len(), Ordering::Relaxed);
+                listings[index] = slots;
+            }
+            Err(e) => lock_ref(&self.errors).push(e),
+        }
+        below
+    }
+
+    /// Lists a directory on a worker, and queues its subdirectories.
+    fn spawn<'s>(&'s self, scope: &rayon::Scope<'s>, index: usize, rel: Vec<u8>, state: DirState)
+    where
+        V::Out: 's,
+    {
+        for (index, rel, state) in self.one(index, rel, state) {
+            scope.spawn(move |scope| self.spawn(scope, index, rel, state));
+        }
+    }
+}
+
+/// The value in a mutex, even if a thread panicked while holding it (the walk then fails
+/// with that panic anyway).
+fn lock<T>(m: Mutex<T>) -> T {
+    m.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The guard of a mutex, even if a thread panicked while holding it.
+fn lock_ref<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The objects of a walked tree, in path order (see [`walk()`]).
