@@ -15,9 +15,9 @@ use crate::manifest::{self, Manifest, Origin, MAGIC};
 use crate::tree::{format_digest, hex, Node, Rules};
 use crate::words::{first_difference_line, origin_text};
 
-use super::env::{self, Tree};
 use super::format::Platform;
 use super::fs::{Fs, Object};
+use super::gated::{self, Tree};
 use super::{load, ImageError};
 
 /// `treeseal image`.
@@ -79,7 +79,7 @@ pub struct DiffArgs {
     /// The second tree: an image, a manifest file or a directory.
     pub b: PathBuf,
     /// The tree inside an image.
-    #[arg(long, value_name = "DIR", default_value = env::DEFAULT_ROOT)]
+    #[arg(long, value_name = "DIR", default_value = gated::DEFAULT_ROOT)]
     pub root: String,
     /// For a multi-platform image: os/arch[/variant].
     #[arg(long, value_name = "OS/ARCH")]
@@ -93,7 +93,7 @@ pub struct ShowArgs {
     #[command(flatten)]
     pub source: Source,
     /// The tree inside the image.
-    #[arg(long, value_name = "DIR", default_value = env::DEFAULT_ROOT)]
+    #[arg(long, value_name = "DIR", default_value = gated::DEFAULT_ROOT)]
     pub root: String,
     /// One JSON object per line and entry.
     #[arg(long)]
@@ -170,7 +170,7 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         platform(args.source.platform.as_deref())?.as_ref(),
     )?;
     let run = image.config.config.clone().unwrap_or_default();
-    let gate = env::resolve(
+    let gate = gated::resolve(
         &run.env.unwrap_or_default(),
         run.working_dir.as_deref(),
         &args.roots,
@@ -227,8 +227,9 @@ fn verify(args: VerifyArgs) -> Result<ExitCode> {
         }
         if tree.digest.is_none() {
             eprintln!(
-                "treeseal: warning: {name}: no expected digest for {} (TREESEAL_DIGEST is not set): its freshness is not anchored",
-                escape(tree.root.as_bytes())
+                "treeseal: warning: {name}: no expected digest for {} ({} is not set): its freshness is not anchored",
+                escape(tree.root.as_bytes()),
+                tree.digest_origin
             );
         }
         eprintln!(

@@ -61,8 +61,6 @@ pub enum ImageError {
     Format(String),
     /// A gated root or manifest is not in the image.
     NotInImage(String),
-    /// The image's configuration (its `Env`, or the flags) does not say what to check.
-    Config(String),
 }
 
 impl fmt::Display for ImageError {
@@ -105,7 +103,7 @@ impl fmt::Display for ImageError {
                 s(media_type)
             ),
             ImageError::NotInImage(m) => write!(f, "the image has {}", s(m)),
-            ImageError::Platform(m) | ImageError::Format(m) | ImageError::Config(m) => {
+            ImageError::Platform(m) | ImageError::Format(m) => {
                 f.write_str(&s(m))
             }
         }

@@ -5,16 +5,16 @@
 //! The path from bytes to a checked tree: [`store`] reads the archive or layout,
 //! [`format`](mod@format) finds the one image (and platform) in it, [`layer`] reads each
 //! layer's tar (with [`guard`] bounding what its metadata entries may cost), [`fs`] applies
-//! the layers, whiteouts and hard links, [`env`](mod@env) says from the image's `Env`
-//! which trees its gate checks, [`compare`] checks a tree against its manifest with the
+//! the layers, whiteouts and hard links, [`gated`] says from the image's `Env`, by the
+//! gate's own rules, which trees its gate checks, [`compare`] checks a tree against its manifest with the
 //! gate's own notion of a difference, and [`command`] is `treeseal image`.
 
 pub mod command;
 pub mod compare;
-pub mod env;
 pub mod error;
 pub mod format;
 pub mod fs;
+pub mod gated;
 pub mod guard;
 pub mod layer;
 pub mod store;
