@@ -112,6 +112,12 @@ impl fmt::Display for ImageError {
 
 impl std::error::Error for ImageError {}
 
+impl From<ImageError> for crate::error::Error {
+    fn from(e: ImageError) -> crate::error::Error {
+        crate::error::Error::Image(e)
+    }
+}
+
 impl From<FsError> for ImageError {
     fn from(e: FsError) -> ImageError {
         ImageError::Fs(e)
