@@ -14,7 +14,7 @@ use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::image::format::Platform;
 use crate::image::gated::Tree;
-use crate::image::{load, Checked, ImageError};
+use crate::image::{load, Checked};
 use crate::manifest::{self, Manifest, Origin, MAGIC};
 use crate::output::{Level, Output};
 use crate::tree::{format_digest, Hash, Rules};
@@ -210,10 +210,9 @@ fn side(
     let image = load(path, platform)?;
     let manifest_path = format!("{}/{}", root.trim_end_matches('/'), manifest::DEFAULT_NAME);
     // The image's own manifest says what its tree is; without one, the other side's rules.
-    let rules = match image.manifest(&manifest_path) {
-        Ok(m) => m.rules,
-        Err(Error::Image(ImageError::NotInImage(_))) => rules.cloned().unwrap_or_default(),
-        Err(e) => return Err(e),
+    let rules = match image.manifest(&manifest_path)? {
+        Some(m) => m.rules,
+        None => rules.cloned().unwrap_or_default(),
     };
     let entries = image.tree(root, &rules)?;
     Ok(Manifest {

@@ -114,7 +114,7 @@ impl std::error::Error for ImageError {}
 
 impl From<ImageError> for crate::error::Error {
     fn from(e: ImageError) -> crate::error::Error {
-        crate::error::Error::Image(e)
+        crate::error::Error::Image(Box::new(e))
     }
 }
 

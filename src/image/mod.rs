@@ -127,8 +127,8 @@ impl Image {
         )
     }
 
-    /// The manifest at the absolute `path` inside the image.
-    pub fn manifest(&self, path: &str) -> Result<Manifest> {
+    /// The manifest at the absolute `path` inside the image; `None` when nothing is there.
+    pub fn manifest(&self, path: &str) -> Result<Option<Manifest>> {
         let corrupt = |reason: String| Error::ManifestCorrupt {
             path: PathBuf::from(path),
             reason: format!("{reason} (in the image)"),
@@ -138,16 +138,19 @@ impl Image {
             .resolve(path.as_bytes(), true)
             .map_err(ImageError::from)?;
         match self.fs.get(&at) {
-            None => Err(ImageError::NotInImage(format!(
-                "no manifest at {path} (was `treeseal lock` run before the COPY, and does .dockerignore keep .treeseal?)"
-            ))
-            .into()),
-            Some((_, Object::File { manifest: Some(bytes), .. })) => {
-                manifest::decode(bytes).map_err(|e| corrupt(e.to_string()))
-            }
-            Some((_, Object::File { .. })) => {
-                Err(corrupt("not a treeseal manifest (wrong magic bytes)".into()))
-            }
+            None => Ok(None),
+            Some((
+                _,
+                Object::File {
+                    manifest: Some(bytes),
+                    ..
+                },
+            )) => manifest::decode(bytes)
+                .map(Some)
+                .map_err(|e| corrupt(e.to_string())),
+            Some((_, Object::File { .. })) => Err(corrupt(
+                "not a treeseal manifest (wrong magic bytes)".into(),
+            )),
             Some(_) => Err(corrupt("not a regular file".into())),
         }
     }
@@ -171,7 +174,13 @@ impl Image {
     /// digest, then the tree against its manifest (extra paths matching `allow_extra` are
     /// not differences). An error means the tree could not be checked.
     pub fn check(&self, tree: &Tree, allow_extra: Option<&Matcher>) -> Result<Checked> {
-        let manifest = self.manifest(&tree.manifest)?;
+        let Some(manifest) = self.manifest(&tree.manifest)? else {
+            return Err(ImageError::NotInImage(format!(
+                "no manifest at {} (was `treeseal lock` run before the COPY, and does .dockerignore keep .treeseal?)",
+                tree.manifest
+            ))
+            .into());
+        };
         let digest = manifest.digest();
         if let Some(expected) = tree.digest.filter(|e| *e != digest) {
             return Ok(Checked::Stale {
