@@ -585,5 +585,7 @@ mod tests {
             assert!(thread_count(None, &env(bad)).is_err(), "{bad:?}");
         }
         assert!(thread_count(Some(0), &|_: &str| None).is_err());
+        // Unset: 0, the pool's own default (wide for reads, hashing on the CPUs).
+        assert_eq!(thread_count(None, &|_: &str| None).unwrap(), 0);
     }
 }

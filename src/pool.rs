@@ -116,8 +116,13 @@ pub fn cpus() -> usize {
 /// The width of the pool: the configured thread count, else the larger of
 /// [`IO_WIDTH`] and the CPU count; never more than [`MAX_THREADS`].
 pub fn width() -> usize {
-    match THREADS.load(Ordering::Relaxed) {
-        0 => cpus().max(IO_WIDTH),
+    width_for(THREADS.load(Ordering::Relaxed), cpus())
+}
+
+/// The pool's width for a configured count (0: none) on `cpus` CPUs.
+fn width_for(configured: usize, cpus: usize) -> usize {
+    match configured {
+        0 => cpus.max(IO_WIDTH),
         n => n,
     }
     .min(MAX_THREADS)
@@ -213,6 +218,19 @@ mod tests {
             check_count(MAX_THREADS + 1).unwrap_err().to_string(),
             "the thread count must be between 1 and 256, not 257"
         );
+    }
+
+    #[test]
+    fn the_width_is_wide_by_default_and_what_was_asked_otherwise() {
+        // Unset: wide enough for reads in flight, or the CPUs if there are more.
+        assert_eq!(width_for(0, 1), IO_WIDTH);
+        assert_eq!(width_for(0, 2), IO_WIDTH);
+        assert_eq!(width_for(0, 48), 48);
+        assert_eq!(width_for(0, 1000), MAX_THREADS);
+        // Asked for: exactly that, fewer than the CPUs included.
+        assert_eq!(width_for(1, 8), 1);
+        assert_eq!(width_for(4, 2), 4);
+        assert_eq!(width_for(MAX_THREADS + 1, 2), MAX_THREADS);
     }
 
     #[test]
