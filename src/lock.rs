@@ -15,7 +15,7 @@ use crate::hash::Hashed;
 use crate::ignore::{self, Matcher};
 use crate::manifest::{Manifest, Origin, DEFAULT_NAME};
 use crate::tree::{Entry, Kind, ModePolicy, Node, Rules};
-use crate::walk::{self, Found};
+use crate::walk;
 
 /// Which `.dockerignore` file a tree's rules start from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,9 +153,7 @@ impl walk::Visitor for Hasher {
 /// Walks and hashes `root` under `rules`, returning the manifest of what is there now.
 pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
     let walk = walk::walk_with(root, &matcher(&rules)?, &Hasher)?;
-    let mut found = Vec::with_capacity(walk.len_bound());
-    found.extend(walk);
-    let entries = seal(root, found)?;
+    let entries = seal(root, walk)?;
     Ok(Manifest {
         rules,
         origin,
@@ -163,46 +161,58 @@ pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
     })
 }
 
-/// Turns walked objects into entries, hashing in parallel the regular files that the walk
-/// did not hash.
-pub fn seal(root: &Path, found: Vec<Found<Hashed>>) -> Result<Vec<Entry>> {
-    let root_dir = beneath::Root::open(root)?;
-    let seal_one = |f: Found<Hashed>| {
-        let node = match f.kind {
-            Kind::File if matches!(f.check, Some(Hashed::File { .. })) => match f.check {
-                Some(Hashed::File { hash, size }) => Node::File { size, hash },
-                _ => unreachable!("matched above"),
-            },
-            Kind::File => {
-                // Through the walker, so paths longer than PATH_MAX work too.
-                let abs = || beneath::join(root, &f.path);
-                match root_dir
-                    .hash_file(&f.path, f.size)
-                    .map_err(|e| Error::io("read", &abs(), e))?
-                {
-                    Hashed::File { hash, size } => Node::File { size, hash },
-                    Hashed::NotRegular => return Err(Error::Unstable(abs())),
+/// Turns walked objects into entries as they come (the walk's listings are freed as they
+/// are consumed, so the tree is not held twice), then hashes in parallel the regular files
+/// that the walk did not hash. Of several files that cannot be hashed, the first in path
+/// order is reported, whatever the thread count.
+pub fn seal(root: &Path, found: walk::Walk<Hashed>) -> Result<Vec<Entry>> {
+    let mut entries = Vec::with_capacity(found.len_bound());
+    // Entries whose file the walk did not hash: their node is set below.
+    let mut left = Vec::new();
+    for f in found {
+        let node = match (f.kind, f.check) {
+            (Kind::File, Some(Hashed::File { hash, size })) => Node::File { size, hash },
+            (Kind::File, _) => {
+                left.push(entries.len());
+                Node::File {
+                    size: f.size,
+                    hash: [0; 32],
                 }
             }
-            Kind::Dir => Node::Dir,
-            Kind::Symlink => Node::Symlink {
+            (Kind::Dir, _) => Node::Dir,
+            (Kind::Symlink, _) => Node::Symlink {
                 target: f.target.into_vec(),
             },
-            other => Node::Special(other),
+            (other, _) => Node::Special(other),
         };
-        Ok(Entry {
+        entries.push(Entry {
             path: f.path.into_vec(),
             mode: f.mode,
             node,
-        })
-    };
-    let files = found
-        .iter()
-        .filter(|f| f.kind == Kind::File && f.check.is_none());
-    let bytes = files.clone().map(|f| f.size).sum();
-    let pool = crate::pool::worth_threads(files.count(), bytes).then(crate::pool::workers);
-    match pool.flatten() {
-        Some(pool) => pool.install(|| found.into_par_iter().map(seal_one).collect()),
-        None => found.into_iter().map(seal_one).collect(),
+        });
     }
+    let root_dir = beneath::Root::open(root)?;
+    let seal_one = |&i: &usize| {
+        let e: &Entry = &entries[i];
+        // Through the walker, so paths longer than PATH_MAX work too.
+        let abs = || beneath::join(root, &e.path);
+        match root_dir
+            .hash_file(&e.path, e.node.size())
+            .map_err(|err| Error::io("read", &abs(), err))?
+        {
+            Hashed::File { hash, size } => Ok(Node::File { size, hash }),
+            Hashed::NotRegular => Err(Error::Unstable(abs())),
+        }
+    };
+    let bytes = left.iter().map(|&i| entries[i].node.size()).sum();
+    let pool = crate::pool::worth_threads(left.len(), bytes).then(crate::pool::workers);
+    let nodes: Vec<Result<Node>> = match pool.flatten() {
+        Some(pool) => pool.install(|| left.par_iter().map(seal_one).collect()),
+        None => left.iter().map(seal_one).collect(),
+    };
+    // In path order: the first error is the first file that could not be hashed.
+    for (i, node) in left.into_iter().zip(nodes) {
+        entries[i].node = node?;
+    }
+    Ok(entries)
 }
