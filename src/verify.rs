@@ -218,6 +218,8 @@ struct Cursor {
     next: usize,
     end: usize,
     at: usize,
+    /// Where the snapshot's entries for `next..` begin (indices only grow in a cursor).
+    trusted: usize,
 }
 
 impl walk::Visitor for Checker<'_> {
@@ -226,23 +228,35 @@ impl walk::Visitor for Checker<'_> {
 
     fn cursor(&self, dir: &[u8]) -> Cursor {
         let e = self.expected;
-        if dir.is_empty() {
-            return Cursor {
-                next: 0,
-                end: e.len(),
-                at: 0,
-            };
+        let (next, end) = match dir.is_empty() {
+            true => (0, e.len()),
+            false => {
+                // Everything below `dir` comes right after it, in path order.
+                let next = e.partition_point(|x| path_order(&x.path, dir).is_le());
+                (
+                    next,
+                    next + e[next..].partition_point(|x| is_below(&x.path, dir)),
+                )
+            }
+        };
+        let trusted = self.trusted.partition_point(|(i, _)| (*i as usize) < next);
+        Cursor {
+            next,
+            end,
+            at: 0,
+            trusted,
         }
-        // Everything below `dir` comes right after it, in path order.
-        let next = e.partition_point(|x| path_order(&x.path, dir).is_le());
-        let end = next + e[next..].partition_point(|x| is_below(&x.path, dir));
-        Cursor { next, end, at: 0 }
     }
 
     fn wants(&self, cursor: &mut Cursor, path: &[u8]) -> bool {
         let below = &self.expected[cursor.next..cursor.end];
-        let at = cursor.next + below.partition_point(|x| path_order(&x.path, path).is_lt());
-        // Names come in byte order, which is path order for names of one directory.
+        // Names come in byte order, which is path order for names of one directory: most
+        // often the entry is the very next one (a file after a file), and a search of the
+        // rest is only needed past a subdirectory's entries or a missing name.
+        let at = match below.first() {
+            Some(next) if *next.path == *path => cursor.next,
+            _ => cursor.next + below.partition_point(|x| path_order(&x.path, path).is_lt()),
+        };
         cursor.next = at;
         let Some(entry) = self.expected[..cursor.end].get(at) else {
             return false;
@@ -250,14 +264,19 @@ impl walk::Visitor for Checker<'_> {
         if *entry.path != *path || !matches!(entry.node, Node::File { .. }) {
             return false;
         }
+        cursor.next = at + 1;
         if !self.all && position(at) > self.first.load(AtomicOrdering::Relaxed) {
             return false;
         }
+        // The snapshot is sorted by index, and indices only grow within a cursor: walked
+        // along, not searched (a search of a 200k-entry snapshot per file is cache misses).
         let index = at as u32;
+        let snapshot = &self.trusted[cursor.trusted..];
+        cursor.trusted += snapshot.iter().take_while(|(i, _)| *i < index).count();
         if self
             .trusted
-            .binary_search_by_key(&index, |(i, _)| *i)
-            .is_ok()
+            .get(cursor.trusted)
+            .is_some_and(|(i, _)| *i == index)
         {
             // Its stamp decides, without opening it.
             return false;
