@@ -113,6 +113,19 @@ pub struct Found {
 /// out the objects in path order, freeing each directory's listing as it goes, so a
 /// caller that consumes it as it goes never holds the tree twice.
 pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
+    walk_within(root, matcher, &|_| true)
+}
+
+/// [`walk()`], but a directory that is part of the tree is only listed when `list_dir`
+/// says so for its path: the budgeted healthcheck walks one range of paths at a time and
+/// skips the directories wholly outside it. A skipped directory is still handed out
+/// itself, with nothing below it. Directories walked only for exceptions are always
+/// listed, since whether they are part of the tree depends on what is below them.
+pub fn walk_within(
+    root: &Path,
+    matcher: &Matcher,
+    list_dir: &dyn Fn(&[u8]) -> bool,
+) -> Result<Walk> {
     check_root(root)?;
     // Every directory listed so far, by index; the root is 0. A directory's `Slot::Dir`
     // children point at their own listing. Listing happens level by level (all the
@@ -142,6 +155,9 @@ pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
                         if let Slot::Dir(dir) = slot {
                             dir.listing = listings.len();
                             listings.push(Vec::new());
+                            if dir.include && !list_dir(&dir.found.path) {
+                                continue;
+                            }
                             let state = std::mem::take(&mut dir.state);
                             next.push((dir.listing, dir.found.path.to_vec(), state));
                         }
@@ -400,6 +416,32 @@ mod tests {
         assert_eq!(kind_now(t.path(), &leaf).unwrap(), Kind::File);
         let parent = &leaf[..leaf.len() - 5];
         assert_eq!(kind_now(t.path(), parent).unwrap(), Kind::Dir);
+    }
+
+    #[test]
+    fn a_directory_outside_the_range_is_handed_out_but_not_listed() {
+        let t = tempfile::tempdir().unwrap();
+        for f in ["a/x", "b/y", "b/z/w", "c"] {
+            let p = t.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, f).unwrap();
+        }
+        let m = Matcher::new(&[]).unwrap();
+        let paths = |keep: &dyn Fn(&[u8]) -> bool| -> Vec<String> {
+            walk_within(t.path(), &m, keep)
+                .unwrap()
+                .map(|f| String::from_utf8(f.path.into_vec()).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            paths(&|_| true),
+            ["a", "a/x", "b", "b/y", "b/z", "b/z/w", "c"]
+        );
+        assert_eq!(paths(&|d| d != b"b"), ["a", "a/x", "b", "c"]);
+        assert_eq!(
+            paths(&|d| d != b"b/z"),
+            ["a", "a/x", "b", "b/y", "b/z", "c"]
+        );
     }
 
     #[test]
