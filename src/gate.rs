@@ -452,6 +452,7 @@ pub fn check(config: &Config, mut snapshot: Option<Snapshot>) -> Result<Outcome>
             all: false,
             allow_extra: allow_extra.clone(),
             trusted,
+            window: None,
         };
         let report = verify::verify(&tree.root, &manifest, &options)?;
         if !report.is_equal() {

@@ -16,6 +16,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
@@ -145,6 +146,12 @@ pub struct Options {
     /// other file is hashed. ctime cannot be set from user space, so a write, chmod or
     /// rename since the stamp was taken always changes it.
     pub trusted: Vec<(u32, Stamp)>,
+    /// Compare only these manifest entries, and only the paths on disk from the first
+    /// one's path (or the start, for a range from 0) up to the path of the entry after the
+    /// range (or the end, for a range that reaches it): consecutive windows thus cover
+    /// every path, extra ones included. Files that would be hashed are listed in
+    /// [`Report::unhashed`] instead (the budgeted healthcheck decides when to hash them).
+    pub window: Option<Range<usize>>,
 }
 
 /// The outcome of a verification.
@@ -167,6 +174,9 @@ pub struct Report {
     /// trusted from [`Options::trusted`] are not repeated here, nor are files whose times
     /// are out of range for a stamp (they are hashed every time).
     pub stamps: Vec<(u32, Stamp)>,
+    /// With [`Options::window`]: the manifest entry indices of the regular files that
+    /// metadata could not vouch for (no stamp, or a different one), in order, unhashed.
+    pub unhashed: Vec<u32>,
 }
 
 impl Report {
@@ -197,10 +207,23 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     // Consumed as it is merged. The walk holds every directory's listing before the first
     // object comes out, and frees each listing as it is handed out: the tree is never
     // held twice, but it is held once, in full, at the start.
-    let mut found = walk::walk(root, &matcher)?.peekable();
+    let expected = &manifest.entries;
+    let range = options.window.clone().unwrap_or(0..expected.len());
+    let end = range.end.min(expected.len());
+    let lo = (range.start > 0).then(|| &*expected[range.start.min(end)].path);
+    let hi = (end < expected.len()).then(|| &*expected[end].path);
+    let before = |p: &[u8], bound: Option<&[u8]>| bound.is_some_and(|b| path_order(p, b).is_lt());
+    let in_range = move |p: &[u8]| !before(p, lo) && hi.is_none_or(|h| before(p, Some(h)));
+    // A directory is listed unless everything below it lies before `lo` or from `hi` on.
+    let list_dir = |d: &[u8]| {
+        hi.is_none_or(|h| before(d, Some(h)))
+            && (!before(d, lo) || lo.is_some_and(|l| is_below(l, d)))
+    };
+    let mut found = walk::walk_within(root, &matcher, &list_dir)?
+        .filter(|f| in_range(&f.path))
+        .peekable();
     let root_dir = beneath::Root::open(root)?;
     let policy = manifest.rules.modes;
-    let expected = &manifest.entries;
 
     // Merge the two sorted lists.
     let mut diffs: Vec<(usize, Difference)> = Vec::new();
@@ -217,9 +240,9 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     // Files whose stamps the snapshot vouches for are trusted here and never become jobs.
     let mut snapshot = options.trusted.iter().peekable();
     let mut files_trusted = 0;
-    let mut i = 0;
+    let mut i = range.start;
     loop {
-        let order = match (expected.get(i), found.peek()) {
+        let order = match ((i < end).then(|| &expected[i]), found.peek()) {
             (Some(e), Some(f)) => path_order(&e.path, &f.path),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
@@ -290,6 +313,18 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                 }
             }
         }
+    }
+
+    if options.window.is_some() {
+        diffs.sort_by_key(|d| d.0);
+        return Ok(Report {
+            differences: diffs.into_iter().map(|(_, d)| d).collect(),
+            complete: true,
+            entries: end - range.start,
+            files_trusted,
+            unhashed: jobs.iter().map(|j| j.index).collect(),
+            ..Report::default()
+        });
     }
 
     // Hash in parallel. `first` is the earliest position of a difference or error so far;
@@ -402,7 +437,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
 
 /// Takes every object below `dir` off the front of the walk (all of them come right after
 /// it, in path order) and returns how many there were.
-fn skip_below(found: &mut std::iter::Peekable<walk::Walk>, dir: &[u8]) -> usize {
+fn skip_below(found: &mut std::iter::Peekable<impl Iterator<Item = Found>>, dir: &[u8]) -> usize {
     let mut n = 0;
     while found.next_if(|f| is_below(&f.path, dir)).is_some() {
         n += 1;
