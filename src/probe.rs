@@ -374,3 +374,220 @@ fn differs(manifest: &Manifest, index: usize, what: What) -> Report {
         ..Report::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::DigestSource;
+    use crate::manifest::Origin;
+    use crate::tree::Rules;
+    use std::path::PathBuf;
+
+    /// A tree of `files` (path, content) locked into a manifest kept outside it.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        config: Config,
+    }
+
+    impl Fixture {
+        fn new(in_dir: &Path, files: &[(&str, &str)]) -> Fixture {
+            let dir = tempfile::tempdir_in(in_dir).unwrap();
+            let root = dir.path().join("root");
+            for (path, content) in files {
+                let p = root.join(path);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, content).unwrap();
+            }
+            let manifest_path = dir.path().join("seal");
+            crate::lock::lock(&root, Rules::default(), Origin::default())
+                .unwrap()
+                .save(&manifest_path)
+                .unwrap();
+            let config = Config {
+                trees: vec![GatedTree {
+                    root,
+                    manifest: manifest_path,
+                    digest: None,
+                    digest_source: DigestSource::DigestVar,
+                }],
+                allow_extra: Vec::new(),
+                state: None,
+                quiet: false,
+            };
+            Fixture { _dir: dir, config }
+        }
+
+        fn root(&self) -> PathBuf {
+            self.config.trees[0].root.clone()
+        }
+
+        /// What `run` records, as if it had started ten seconds after the files were
+        /// written: every file's stamp is then outside the racy window and trusted.
+        fn snapshot(&self) -> Snapshot {
+            let mut checked = gate::check(&self.config, None).unwrap().unwrap();
+            checked.started_ns += 10_000_000_000;
+            checked.snapshot()
+        }
+
+        #[allow(clippy::result_large_err)] // the crate's own `Outcome` type
+        fn probe(&self, snapshot: &mut Snapshot, pace: &Pace) -> Outcome {
+            probe(&self.config, snapshot, pace, Instant::now()).unwrap()
+        }
+    }
+
+    fn fixed(window: usize, slice: u64) -> Pace {
+        Pace {
+            budget: Duration::from_millis(MAX_BUDGET_MS),
+            window: Some(window),
+            slice: Some(slice),
+        }
+    }
+
+    fn first_difference(outcome: Outcome) -> Option<String> {
+        match outcome {
+            Ok(_) => None,
+            Err((_, Refusal::Differs(r))) => Some(r.differences[0].to_string()),
+            Err((_, other)) => panic!("unexpected refusal {other:?}"),
+        }
+    }
+
+    fn stamp(path: &Path) -> (i64, i64, i64, i64) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).unwrap();
+        (m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec())
+    }
+
+    /// A second write through an already-dirty shared mapping changes the content without
+    /// moving mtime or ctime (tmpfs keeps them for good). The stamp check cannot see it;
+    /// the content slice finds it within the bound, and on a small tree by the next probe.
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_write_through_a_mapped_page_that_moves_no_timestamp_is_found() {
+        let files: Vec<(String, String)> = (0..6)
+            .map(|i| (format!("f{i}"), format!("content {i}\n")))
+            .collect();
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&**p, &**c)).collect();
+        let fx = Fixture::new(Path::new("/dev/shm"), &files);
+        let target = fx.root().join("f3");
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&target)
+            .unwrap();
+        // SAFETY: the mapping is of a file this test owns and nothing else maps or
+        // truncates while the test runs.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+        // The first write stores the sealed byte again: the page is now dirty and
+        // writable, the content still the sealed one, so `run` passes.
+        let sealed = std::hint::black_box(map[0]);
+        map[0] = sealed;
+        let snapshots = [fx.snapshot(), fx.snapshot(), fx.snapshot()];
+        let [stamps_only, snapshot, small] = snapshots;
+        let before = stamp(&target);
+        map[0] = b'X'; // a second write through the same, already-dirty page
+        assert_eq!(before, stamp(&target), "the premise: no timestamp moved");
+
+        // The stamp check alone (the cheap check before the content slice) passes.
+        let cheap = gate::check(&fx.config, Some(stamps_only)).unwrap();
+        assert!(cheap.is_ok(), "stamps alone cannot see it");
+
+        // One file per probe: found within the bound that the first probe states.
+        let mut s = snapshot;
+        let mut bound = None;
+        let mut found = None;
+        for n in 1..=20 {
+            let outcome = fx.probe(&mut s, &fixed(100, 1));
+            if let Ok(covered) = &outcome {
+                bound.get_or_insert(covered[0].1.bounds().1.unwrap());
+            }
+            if let Some(d) = first_difference(outcome) {
+                found = Some((n, d));
+                break;
+            }
+        }
+        let (n, d) = found.expect("found");
+        assert_eq!(d, "content differs: f3 (same size)");
+        assert!(n <= bound.unwrap(), "found by probe {n}, bound {bound:?}");
+
+        // A small tree fits the default budget whole: the next probe finds it.
+        let mut s = small;
+        let pace = Pace {
+            budget: Duration::from_millis(MAX_BUDGET_MS),
+            window: None,
+            slice: None,
+        };
+        let d = first_difference(fx.probe(&mut s, &pace));
+        assert_eq!(d.as_deref(), Some("content differs: f3 (same size)"));
+    }
+
+    /// A file whose stamp changed but that did not fit the probe's hashing is carried, and
+    /// the next probe hashes it first.
+    #[test]
+    fn a_changed_file_not_hashed_in_time_is_hashed_by_the_next_probe() {
+        let files = [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("e", "5")];
+        let fx = Fixture::new(&std::env::temp_dir(), &files);
+        let mut s = fx.snapshot();
+        // The content slice is at the last file, so only the carry can find `d`.
+        s.trees[0].progress.content = 4;
+        std::fs::write(fx.root().join("a"), "1").unwrap(); // new stamp, same content
+        std::fs::write(fx.root().join("d"), "X").unwrap(); // new stamp, new content
+        let covered = fx.probe(&mut s, &fixed(100, 1)).unwrap();
+        assert_eq!(covered[0].1.unvouched_hashed, 1, "only `a` fits");
+        assert_eq!(covered[0].1.carried, 1);
+        assert_eq!(s.trees[0].progress.carried, [3]);
+        let d = first_difference(fx.probe(&mut s, &fixed(100, 1)));
+        assert_eq!(d.as_deref(), Some("content differs: d (same size)"));
+    }
+
+    #[test]
+    fn budgets_and_knobs_are_whole_numbers_within_their_limits() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let p = Pace::resolve(None, &env(&[])).unwrap();
+        assert_eq!(p.budget, Duration::from_millis(DEFAULT_BUDGET_MS));
+        assert_eq!((p.window, p.slice), (None, None));
+        let p = Pace::resolve(Some("250"), &env(&[("TREESEAL_HEALTH_BUDGET", "9")])).unwrap();
+        assert_eq!(p.budget, Duration::from_millis(250));
+        let p = Pace::resolve(
+            None,
+            &env(&[
+                ("TREESEAL_HEALTH_WINDOW", "7"),
+                ("TREESEAL_HEALTH_SLICE", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((p.window, p.slice), (Some(7), Some(1)));
+        for bad in [
+            "",
+            " ",
+            "0",
+            "-5",
+            "1.5",
+            "fast",
+            "60001",
+            "99999999999999999999999",
+        ] {
+            assert!(
+                Pace::resolve(Some(bad), &env(&[])).is_err(),
+                "--budget {bad:?}"
+            );
+        }
+        for name in [
+            "TREESEAL_HEALTH_BUDGET",
+            "TREESEAL_HEALTH_WINDOW",
+            "TREESEAL_HEALTH_SLICE",
+        ] {
+            for bad in ["", " ", "0", "x", "99999999999999999999999"] {
+                let vars: &'static [(&'static str, &'static str)] =
+                    Box::leak(vec![(name, bad)].into_boxed_slice());
+                let e = Pace::resolve(None, &env(vars)).unwrap_err().to_string();
+                assert!(e.contains(name), "{e}");
+            }
+        }
+    }
+}
