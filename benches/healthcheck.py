@@ -18,28 +18,30 @@ kubelet's exec probe pays it too).
 
 from __future__ import annotations
 
+import json
+import math
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import time
 
 PROBES = 10
-LINE = re.compile(r"cheap check: stamps of (\d+) of (\d+) entries, (.+?) of (.+?) re-hashed.*?, (\d+) ms\)")
-BOUND = re.compile(r"found within (\d+) probes?, one that moves none .*? within (\d+) probes?")
 
 
 def _probe(argv: list[str], env: dict | None) -> dict:
     t = time.monotonic()
     r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
     wall = time.monotonic() - t
-    m, b = LINE.search(r.stdout), BOUND.search(r.stdout)
-    if r.returncode != 0 or not m or not b:
+    try:
+        line, explain = (json.loads(x) for x in r.stdout.splitlines())
+        assert r.returncode == 0 and line["event"] == "healthy" and explain["event"] == "explain"
+        return {"ok": True, "wall": wall, "entries": int(line["entries_checked"]),
+                "total": int(line["entries"]), "bytes": int(line["bytes_rehashed"]),
+                "total_bytes": int(line["bytes"]), "stamp_bound": int(explain["stamp_bound"]),
+                "content_bound": int(explain["content_bound"])}
+    except (ValueError, KeyError, AssertionError):
         return {"ok": False, "note": (r.stdout + r.stderr).strip()[-300:]}
-    return {"ok": True, "wall": wall, "ms": int(m.group(5)), "entries": int(m.group(1)),
-            "total": int(m.group(2)), "bytes": m.group(3), "stamp_bound": int(b.group(1)),
-            "content_bound": int(b.group(2))}
 
 
 def _summary(name: str, where: str, budget: int, probes: list[dict]) -> dict:
@@ -48,12 +50,17 @@ def _summary(name: str, where: str, budget: int, probes: list[dict]) -> dict:
         return {"tree": name, "where": where, "ok": False,
                 "note": next((p["note"] for p in probes if not p["ok"]), "no probes")}
     walls = [p["wall"] for p in ok]
+    entries = sum(p["entries"] for p in ok) / len(ok)
+    data = sum(p["bytes"] for p in ok) / len(ok)
+    # At the mean pace of the probes in a row: every entry's stamps, and every byte, once.
+    bound = lambda total, per: 1 if per >= total else math.ceil(total / per) + 1  # noqa: E731
     return {"tree": name, "where": where, "ok": True, "budget": budget, "probes": len(ok),
             "wall_median": statistics.median(walls), "wall_max": max(walls),
-            "entries_median": statistics.median(p["entries"] for p in ok), "total": ok[0]["total"],
-            "stamp_bound": (statistics.median(p["stamp_bound"] for p in ok), max(p["stamp_bound"] for p in ok)),
-            "content_bound": (statistics.median(p["content_bound"] for p in ok),
-                              max(p["content_bound"] for p in ok))}
+            "entries_mean": entries, "total": ok[0]["total"], "bytes_mean": data,
+            "total_bytes": ok[0]["total_bytes"],
+            "stamp_bound": bound(ok[0]["total"], entries), "content_bound": bound(ok[0]["total_bytes"], data),
+            "stated": (statistics.median(p["stamp_bound"] for p in ok),
+                       statistics.median(p["content_bound"] for p in ok))}
 
 
 def host_rows(treeseal: str, trees: list[tuple[str, str]], work: str, budget: int, log) -> list[dict]:
@@ -65,7 +72,7 @@ def host_rows(treeseal: str, trees: list[tuple[str, str]], work: str, budget: in
         manifest, state = os.path.join(d, "seal"), os.path.join(d, "state")
         subprocess.run([treeseal, "lock", tree, "-o", manifest], check=True, capture_output=True)
         env = dict(os.environ, TREESEAL_ROOT=tree, TREESEAL_MANIFEST=manifest, TREESEAL_STATE=state,
-                   TREESEAL_QUIET="1", TREESEAL_HEALTH_BUDGET=str(budget))
+                   TREESEAL_QUIET="1", TREESEAL_HEALTH_BUDGET=str(budget), TREESEAL_LOG="json")
         subprocess.run([treeseal, "run", "--", "true"], env=env, check=True, capture_output=True)
         probes = [_probe([treeseal, "healthcheck", "--explain"], env) for _ in range(PROBES)]
         rows.append(_summary(name, "host", budget, probes))
@@ -108,7 +115,8 @@ def docker_rows(treeseal: str, trees: list[tuple[str, str]], work: str, budget: 
                     raise RuntimeError("the gate did not verify /app within 600 s")
                 time.sleep(1)
             gate_s = time.monotonic() - started
-            probes = [_probe(["docker", "exec", tag, "/treeseal", "healthcheck", "--explain"], None)
+            probes = [_probe(["docker", "exec", "-e", "TREESEAL_LOG=json", tag, "/treeseal", "healthcheck",
+                              "--explain"], None)
                       for _ in range(PROBES)]
             row = _summary(name, where, budget, probes)
             row["gate_s"] = gate_s
@@ -122,27 +130,31 @@ def docker_rows(treeseal: str, trees: list[tuple[str, str]], work: str, budget: 
 
 
 def render(rows: list[dict]) -> list[str]:
+    mib = 1 << 20
     L = ["## Healthcheck probes", "",
          f"`treeseal healthcheck --explain` with a trusted snapshot, {PROBES} probes in a row per tree, "
          "each timed from exec to exit (in the container row from the host, `docker exec` included). "
-         "Bounds: within how many probes a change is found, as each probe states it at the pace it "
-         "measured (median / worst of the probes): one that moves a timestamp (stamp windows), and "
-         "one that moves none (the rotating content slice).", "",
-         "| tree | where | budget | probe time median / max | entries' stamps per probe | "
+         "Per probe: the mean of the entries whose stamps were compared and of the bytes the content "
+         "slice re-hashed. Bounds, at that mean pace: within how many probes every entry's stamps were "
+         "compared (a change that moves a timestamp is found) and every byte re-hashed (a change that "
+         "moves none is found); in brackets, the median of what each probe's `--explain` stated from "
+         "its own pace.", "",
+         "| tree | where | budget | probe time median / max | stamps per probe | bytes per probe | "
          "bound: timestamp moved | bound: no timestamp moved |",
-         "|---|---|---:|---:|---:|---:|---:|"]
+         "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if not r.get("ok"):
-            L.append(f"| {r['tree']} | {r['where']} | – | {r.get('note', 'failed')} | – | – | – |")
+            L.append(f"| {r['tree']} | {r['where']} | – | {r.get('note', 'failed')} | – | – | – | – |")
             continue
-        sb, cb = r["stamp_bound"], r["content_bound"]
         L.append(f"| {r['tree']} | {r['where']} | {r['budget']} ms | {r['wall_median'] * 1000:.0f} / "
-                 f"{r['wall_max'] * 1000:.0f} ms | {r['entries_median']:.0f} of {r['total']} | "
-                 f"{sb[0]:g} / {sb[1]:g} | {cb[0]:g} / {cb[1]:g} |")
-    gate = [r for r in rows if r.get("gate_s")]
-    for r in gate:
-        L.append("")
-        L.append(f"In the container, the gate's full verification of {r['tree']} before the app starts took "
-                 f"about {r['gate_s']:.0f} s at {r['where'].split()[-1]} CPU: a probe before that finds no "
-                 "snapshot and does a full check, which is what a startupProbe's failureThreshold covers.")
+                 f"{r['wall_max'] * 1000:.0f} ms | {r['entries_mean']:.0f} of {r['total']} | "
+                 f"{r['bytes_mean'] / mib:.1f} of {r['total_bytes'] / mib:.1f} MiB | "
+                 f"{r['stamp_bound']} probes ({r['stated'][0]:g}) | {r['content_bound']} probes "
+                 f"({r['stated'][1]:g}) |")
+    for r in rows:
+        if r.get("gate_s"):
+            L.append("")
+            L.append(f"In the container, the gate's full verification of {r['tree']} before the app started "
+                     f"took about {r['gate_s']:.0f} s at {r['where'].split()[-1]} CPU; a probe before that "
+                     "finds no snapshot and does a full check, which is what a startupProbe covers.")
     return L

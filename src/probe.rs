@@ -19,8 +19,8 @@
 //!    the slice comes round to it. Files are hashed whole: a probe that reaches a file
 //!    larger than the rest of its budget takes as long as that file needs.
 //!
-//! Windows (1) stop at [`STAMP_SHARE`] of the budget; hashing (2, 3) stops at the
-//! budget. Every probe makes progress whatever the clock says: at least one window, one
+//! Windows (1) stop at [`STAMP_SHARE`] of the time left once the tree's manifest is
+//! loaded; hashing (2, 3) stops at the budget. Every probe makes progress whatever the clock says: at least one window, one
 //! carried file and one content file. On a tree whose whole check fits the budget, the
 //! window covers every entry and the slice every file, so every change is found by the
 //! next probe. [`Pace`] can fix the window and the slice in entries and bytes instead of
@@ -153,21 +153,26 @@ impl Coverage {
 /// What a probe found.
 pub type Outcome = std::result::Result<Vec<(GatedTree, Coverage)>, (GatedTree, Refusal)>;
 
-/// When each phase must stop.
+/// When a probe must stop.
 struct Clock {
     pace: Pace,
-    stamps_until: Instant,
     hash_until: Instant,
 }
 
 impl Clock {
     fn new(pace: &Pace, started: Instant) -> Clock {
-        let stamps = pace.budget * STAMP_SHARE / 100;
         Clock {
             pace: pace.clone(),
-            stamps_until: started + stamps,
             hash_until: started + pace.budget,
         }
+    }
+
+    /// When the stamp windows of a tree whose manifest and snapshot are loaded now must
+    /// stop: at [`STAMP_SHARE`] of the time left, so that loading (which grows with the
+    /// tree, and slows down under a CPU limit) does not eat the content slice's share.
+    fn stamps_until(&self) -> Instant {
+        let now = Instant::now();
+        now + self.hash_until.saturating_duration_since(now) * STAMP_SHARE / 100
     }
 }
 
@@ -238,6 +243,7 @@ fn probe_tree(
 
     // 1. Stamp windows, from the saved cursor, until the stamp share of the budget is
     // used (at least one window) or every entry was compared once.
+    let stamps_until = clock.stamps_until();
     options.trusted = std::mem::take(&mut state.stamps);
     let mut start = at(progress.window);
     let mut size = clock.pace.window.unwrap_or(FIRST_WINDOW).max(1);
@@ -258,13 +264,13 @@ fn probe_tree(
         let now = Instant::now();
         if clock.pace.window.is_some()
             || coverage.entries_checked >= len as u64
-            || now >= clock.stamps_until
+            || now >= stamps_until
         {
             break;
         }
         // Size the next window to the time left, at the pace of this one, with a margin.
         let per_entry = now.duration_since(window_started).as_secs_f64() / checked.max(1) as f64;
-        let left = clock.stamps_until.duration_since(now).as_secs_f64();
+        let left = stamps_until.duration_since(now).as_secs_f64();
         size = ((left * 0.8 / per_entry.max(1e-9)) as usize)
             .max(FIRST_WINDOW)
             .min(len - coverage.entries_checked as usize);
