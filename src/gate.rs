@@ -20,6 +20,8 @@
 //! | `TREESEAL_ALLOW_EXTRA` | space-separated patterns for paths the app creates at run time |
 //! | `TREESEAL_STATE` | the snapshot file (default: see [`crate::snapshot`]) |
 //! | `TREESEAL_THREADS` | worker threads |
+//! | `TREESEAL_HEALTH_BUDGET` | `healthcheck`: a probe's time budget in ms (see [`crate::probe`]) |
+//! | `TREESEAL_HEALTH_WINDOW`, `TREESEAL_HEALTH_SLICE` | `healthcheck`: a fixed number of entries and bytes per probe instead of the clock (deterministic probes, for tests) |
 //! | `TREESEAL_LOG` | `text` (default) or `json` |
 //! | `TREESEAL_QUIET` | `1`: no line on success (the missing-digest warning stays); `0`: the default |
 //!
