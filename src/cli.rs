@@ -54,7 +54,7 @@ pub enum Command {
     Healthcheck(HealthcheckArgs),
     /// Check, compare or list a saved image (docker save, OCI layout) without running it.
     #[cfg(feature = "image")]
-    Image(crate::image::command::ImageArgs),
+    Image(image::ImageArgs),
 }
 
 /// Which permission bits count (`--modes`).
@@ -232,4 +232,96 @@ pub struct GateArgs {
     /// How many threads hash.
     #[command(flatten)]
     pub threads: ThreadArgs,
+}
+
+/// `treeseal image` (the `image` cargo feature).
+#[cfg(feature = "image")]
+pub mod image {
+    use std::path::PathBuf;
+
+    use clap::{Args, Subcommand};
+
+    /// The tree inside an image that `diff` and `show` read by default: the gate's default
+    /// root (`crate::gate::DEFAULT_ROOT`; a unit test of the command keeps them equal).
+    pub const DEFAULT_ROOT: &str = "/app";
+
+    /// `treeseal image`.
+    #[derive(Debug, Args)]
+    pub struct ImageArgs {
+        /// What to do with the image.
+        #[command(subcommand)]
+        pub command: ImageCommand,
+    }
+
+    /// The `image` subcommands.
+    #[derive(Debug, Subcommand)]
+    pub enum ImageCommand {
+        /// Check a saved image's gated trees as its `treeseal run` would, without running it.
+        Verify(VerifyArgs),
+        /// What differs between two trees, each an image, a manifest or a directory.
+        Diff(DiffArgs),
+        /// List the tree at --root of a saved image, as `show` lists a manifest.
+        Show(ShowArgs),
+    }
+
+    /// Which image, from where.
+    #[derive(Debug, Args, Clone)]
+    pub struct Source {
+        /// A `docker save` archive or `oci-archive` tar (`-`: standard input), or an OCI
+        /// image layout directory.
+        pub image: PathBuf,
+        /// For a multi-platform image: os/arch[/variant] (default: the only one, else this
+        /// machine's).
+        #[arg(long, value_name = "OS/ARCH")]
+        pub platform: Option<String>,
+    }
+
+    /// `treeseal image verify`.
+    #[derive(Debug, Args)]
+    pub struct VerifyArgs {
+        /// The image.
+        #[command(flatten)]
+        pub source: Source,
+        /// Check this tree instead of those the image's ENV names (repeatable).
+        #[arg(long = "root", value_name = "DIR")]
+        pub roots: Vec<String>,
+        /// The expected root digest (blake3:HEX), instead of the image's TREESEAL_DIGEST.
+        #[arg(long, value_name = "DIGEST")]
+        pub digest: Option<String>,
+        /// Also require the image's expected digest to be `treeseal digest DIR`.
+        #[arg(long, value_name = "DIR")]
+        pub checkout: Option<PathBuf>,
+        /// List every difference, not only the first.
+        #[arg(long)]
+        pub all: bool,
+    }
+
+    /// `treeseal image diff`.
+    #[derive(Debug, Args)]
+    pub struct DiffArgs {
+        /// The first tree: an image, a manifest file or a directory.
+        pub a: PathBuf,
+        /// The second tree: an image, a manifest file or a directory.
+        pub b: PathBuf,
+        /// The tree inside an image.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        pub root: String,
+        /// For a multi-platform image: os/arch[/variant].
+        #[arg(long, value_name = "OS/ARCH")]
+        pub platform: Option<String>,
+    }
+
+    /// `treeseal image show`.
+    #[derive(Debug, Args)]
+    pub struct ShowArgs {
+        /// The image.
+        #[command(flatten)]
+        pub source: Source,
+        /// The tree inside the image.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_ROOT)]
+        pub root: String,
+        /// One JSON object per line and entry.
+        #[arg(long)]
+        pub json: bool,
+    }
 }

@@ -65,9 +65,10 @@ pub enum Error {
         /// The line that re-includes it, e.g. `!.treeseal`.
         fix: String,
     },
-    /// A saved image cannot be read or does not say what to check.
+    /// A saved image cannot be read (an `ImageError` of `crate::image`, held as a trait
+    /// object so that this module, which every other imports, imports nothing above it).
     #[cfg(feature = "image")]
-    Image(crate::image::ImageError),
+    Image(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -137,6 +138,8 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Pattern { source, .. } => Some(source),
+            #[cfg(feature = "image")]
+            Error::Image(source) => Some(source.as_ref()),
             _ => None,
         }
     }

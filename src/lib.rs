@@ -31,6 +31,8 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(test)]
+mod architecture;
 pub mod atomic;
 pub mod beneath;
 pub mod cli;

@@ -658,13 +658,27 @@ fn a_closed_stdout_is_a_quiet_141_not_an_abort() {
     let o = |s: &'static str| std::ffi::OsStr::new(s);
     let out = Tree::new();
     let m = out.at("m");
-    for args in [
+    #[allow(unused_mut)]
+    let mut cases = vec![
         vec![o("digest"), t.path().as_os_str()],
         vec![o("lock"), t.path().as_os_str(), o("-o"), m.as_os_str()],
         vec![o("show"), seal.as_os_str()],
         vec![o("show"), o("--json"), seal.as_os_str()],
         vec![o("diff"), t.path().as_os_str(), other.path().as_os_str()],
-    ] {
+    ];
+    // `image show` and `image diff` read manifests and directories as well as images.
+    #[cfg(feature = "image")]
+    cases.extend([
+        vec![o("image"), o("show"), seal.as_os_str()],
+        vec![o("image"), o("show"), o("--json"), seal.as_os_str()],
+        vec![
+            o("image"),
+            o("diff"),
+            t.path().as_os_str(),
+            other.path().as_os_str(),
+        ],
+    ]);
+    for args in cases {
         let r = with_closed_stdout(&args);
         assert_eq!(r.code, 141, "{args:?}: {}", r.stderr);
         assert!(

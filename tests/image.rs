@@ -506,3 +506,57 @@ fn what_is_not_an_image_cannot_be_checked() {
     let (code, _, err) = treeseal(&["image", "verify", "x.tar", "--platform", "linux"]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// No engine needed: `docker/check-image` without a treeseal to run says so in one line
+/// (exit 2) before it asks the engine anything, and its usage line says what it needs.
+#[test]
+fn check_image_without_treeseal_says_so() {
+    let script = Path::new(REPO).join("docker/check-image");
+    let empty = tempfile::tempdir().unwrap();
+    let run = |path: &Path, treeseal: Option<&str>, args: &[&str]| {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg(&script).args(args).env("PATH", path);
+        match treeseal {
+            Some(t) => cmd.env("TREESEAL", t),
+            None => cmd.env_remove("TREESEAL"),
+        };
+        let out = cmd.output().unwrap();
+        let (o, e) = text(&out);
+        assert_eq!(o, "", "{args:?}");
+        (out.status.code(), e)
+    };
+    let (code, err) = run(empty.path(), None, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.starts_with("usage: check-image IMAGE")
+            && err.contains("treeseal on PATH, or TREESEAL=/path/to/treeseal"),
+        "{err}"
+    );
+    let not_exec = empty.path().join("treeseal.txt");
+    fs::write(&not_exec, "").unwrap();
+    for (treeseal, needle) in [
+        (
+            None,
+            "check-image: no treeseal on PATH: install it, or set TREESEAL=",
+        ),
+        (Some(""), "check-image: TREESEAL is set but empty"),
+        (Some("  "), "check-image: TREESEAL is set but empty"),
+        (Some("/nonexistent/treeseal"), "is not an executable file"),
+        (
+            Some(not_exec.to_str().unwrap()),
+            "is not an executable file",
+        ),
+        (
+            Some(empty.path().to_str().unwrap()),
+            "is not an executable file",
+        ),
+    ] {
+        let (code, err) = run(empty.path(), treeseal, &["some-image"]);
+        assert_eq!(code, Some(2), "{treeseal:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{treeseal:?}: {err}");
+        assert!(
+            err.starts_with("check-image: ") && err.contains(needle),
+            "{treeseal:?}: {err}"
+        );
+    }
+}

@@ -7,6 +7,8 @@
 mod diff;
 mod digest;
 mod healthcheck;
+#[cfg(feature = "image")]
+mod image;
 mod lock;
 mod run;
 mod show;
@@ -81,7 +83,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Show(args) => show::show(args, &mut out),
         Command::Diff(args) => diff::diff(args, &mut out),
         #[cfg(feature = "image")]
-        Command::Image(args) => crate::image::command::run(args),
+        Command::Image(args) => image::image(args, &mut out),
     };
     let code = result.and_then(|code| out.flush().map(|()| code));
     match code {

@@ -1,4 +1,5 @@
-//! `treeseal show`: list a manifest's entries (b3sum lines, or JSON).
+//! `treeseal show`: list a manifest's entries (b3sum lines, or JSON). The printer is
+//! shared with `treeseal image show`, so that a tree in an image lists as its manifest.
 
 use crate::cli::ShowArgs;
 use crate::error::Result;
@@ -6,13 +7,20 @@ use crate::escape::{escape, json_string};
 use crate::exit::ExitCode;
 use crate::manifest::Manifest;
 use crate::output::Output;
-use crate::tree::{hex, Node};
+use crate::tree::{hex, Entry, Node};
 
 /// Runs `treeseal show`.
 pub fn show(args: ShowArgs, out: &mut Output) -> Result<ExitCode> {
     let manifest = Manifest::load(&args.file)?;
-    for e in &manifest.entries {
-        if args.json {
+    print(&manifest.entries, args.json, out)?;
+    Ok(ExitCode::Ok)
+}
+
+/// Lists `entries` on standard output: one b3sum line per file, or one JSON object per
+/// entry.
+pub(super) fn print(entries: &[Entry], json: bool, out: &mut Output) -> Result<()> {
+    for e in entries {
+        if json {
             let path = String::from_utf8_lossy(&e.path);
             let mut line = format!(
                 "{{\"path\":{},\"kind\":\"{}\",",
@@ -48,7 +56,7 @@ pub fn show(args: ShowArgs, out: &mut Output) -> Result<ExitCode> {
             out.data(&format!("{mark}{}  {name}", hex(hash)))?;
         }
     }
-    Ok(ExitCode::Ok)
+    Ok(())
 }
 
 fn hex_bytes(bytes: &[u8]) -> String {

@@ -61,8 +61,6 @@ pub enum ImageError {
     Format(String),
     /// A gated root or manifest is not in the image.
     NotInImage(String),
-    /// The image's configuration (its `Env`, or the flags) does not say what to check.
-    Config(String),
 }
 
 impl fmt::Display for ImageError {
@@ -105,7 +103,7 @@ impl fmt::Display for ImageError {
                 s(media_type)
             ),
             ImageError::NotInImage(m) => write!(f, "the image has {}", s(m)),
-            ImageError::Platform(m) | ImageError::Format(m) | ImageError::Config(m) => {
+            ImageError::Platform(m) | ImageError::Format(m) => {
                 f.write_str(&s(m))
             }
         }
@@ -113,6 +111,12 @@ impl fmt::Display for ImageError {
 }
 
 impl std::error::Error for ImageError {}
+
+impl From<ImageError> for crate::error::Error {
+    fn from(e: ImageError) -> crate::error::Error {
+        crate::error::Error::Image(Box::new(e))
+    }
+}
 
 impl From<FsError> for ImageError {
     fn from(e: FsError) -> ImageError {

@@ -5,26 +5,33 @@
 //! The path from bytes to a checked tree: [`store`] reads the archive or layout,
 //! [`format`](mod@format) finds the one image (and platform) in it, [`layer`] reads each
 //! layer's tar (with [`guard`] bounding what its metadata entries may cost), [`fs`] applies
-//! the layers, whiteouts and hard links, [`env`](mod@env) says from the image's `Env`
-//! which trees its gate checks, [`compare`] checks a tree against its manifest with the
-//! gate's own notion of a difference, and [`command`] is `treeseal image`.
+//! the layers, whiteouts and hard links, [`gated`] says from the image's `Env`, by the
+//! gate's own rules, which trees its gate checks, and [`compare`] checks a tree against
+//! its manifest with the gate's own notion of a difference; [`Image::check`] puts these
+//! together for one gated tree. `treeseal image` itself is `crate::commands`' (this
+//! module neither parses flags nor prints).
 
-pub mod command;
 pub mod compare;
-pub mod env;
 pub mod error;
 pub mod format;
 pub mod fs;
+pub mod gated;
 pub mod guard;
 pub mod layer;
 pub mod store;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use error::ImageError;
 
+use crate::error::{Error, Result};
+use crate::ignore::Matcher;
+use crate::manifest::{self, Manifest, Origin};
+use crate::tree::{Entry, Hash, Rules};
+use crate::verify::Report;
 use format::{Config, Platform};
-use fs::Fs;
+use fs::{Fs, Object};
+use gated::{Gated, Tree};
 use store::{sha_hex, Store};
 
 /// An image, read: its config and its rebuilt file system.
@@ -82,6 +89,114 @@ pub fn load(path: &Path, platform: Option<&Platform>) -> Result<Image, ImageErro
         config: found.config,
         fs,
     })
+}
+
+/// What checking one gated tree of an image found.
+#[derive(Debug)]
+pub enum Checked {
+    /// The manifest's digest is not the tree's expected one: the image's gate would refuse.
+    Stale {
+        /// The manifest's digest.
+        found: Hash,
+        /// The expected digest.
+        expected: Hash,
+        /// Where the manifest says it was locked.
+        origin: Origin,
+    },
+    /// The tree differs from its manifest.
+    Differs(Report),
+    /// The tree equals its manifest, and the manifest the expected digest when there is one.
+    Equal {
+        /// The manifest's digest.
+        digest: Hash,
+        /// The comparison (its entry count).
+        report: Report,
+    },
+}
+
+impl Image {
+    /// The trees the image's gate checks, from its `Env` and `WorkingDir` (see [`gated`]),
+    /// with `--root` and `--digest` applied.
+    pub fn gated(&self, roots: &[String], digest: Option<&str>) -> Result<Gated> {
+        let run = self.config.config.clone().unwrap_or_default();
+        gated::resolve(
+            &run.env.unwrap_or_default(),
+            run.working_dir.as_deref(),
+            roots,
+            digest,
+        )
+    }
+
+    /// The manifest at the absolute `path` inside the image; `None` when nothing is there.
+    pub fn manifest(&self, path: &str) -> Result<Option<Manifest>> {
+        let corrupt = |reason: String| Error::ManifestCorrupt {
+            path: PathBuf::from(path),
+            reason: format!("{reason} (in the image)"),
+        };
+        let at = self
+            .fs
+            .resolve(path.as_bytes(), true)
+            .map_err(ImageError::from)?;
+        match self.fs.get(&at) {
+            None => Ok(None),
+            Some((
+                _,
+                Object::File {
+                    manifest: Some(bytes),
+                    ..
+                },
+            )) => manifest::decode(bytes)
+                .map(Some)
+                .map_err(|e| corrupt(e.to_string())),
+            Some((_, Object::File { .. })) => Err(corrupt(
+                "not a treeseal manifest (wrong magic bytes)".into(),
+            )),
+            Some(_) => Err(corrupt("not a regular file".into())),
+        }
+    }
+
+    /// The tree at the absolute `root` inside the image, under `rules`.
+    pub fn tree(&self, root: &str, rules: &Rules) -> Result<Vec<Entry>> {
+        let matcher = crate::lock::matcher(rules)?;
+        match self
+            .fs
+            .tree(root.as_bytes(), &matcher)
+            .map_err(ImageError::from)?
+        {
+            Some(entries) => Ok(entries),
+            None => Err(
+                ImageError::NotInImage(format!("no directory at {root} (the gated root)")).into(),
+            ),
+        }
+    }
+
+    /// Checks one gated tree as the image's gate would: its manifest against the expected
+    /// digest, then the tree against its manifest (extra paths matching `allow_extra` are
+    /// not differences). An error means the tree could not be checked.
+    pub fn check(&self, tree: &Tree, allow_extra: Option<&Matcher>) -> Result<Checked> {
+        let Some(manifest) = self.manifest(&tree.manifest)? else {
+            return Err(ImageError::NotInImage(format!(
+                "no manifest at {} (was `treeseal lock` run before the COPY, and does .dockerignore keep .treeseal?)",
+                tree.manifest
+            ))
+            .into());
+        };
+        let digest = manifest.digest();
+        if let Some(expected) = tree.digest.filter(|e| *e != digest) {
+            return Ok(Checked::Stale {
+                found: digest,
+                expected,
+                origin: manifest.origin,
+            });
+        }
+        let found = self.tree(&tree.root, &manifest.rules)?;
+        let report = compare::compare(&manifest, found, allow_extra);
+        if report.is_equal() {
+            Ok(Checked::Equal { digest, report })
+        } else {
+            Ok(Checked::Differs(report))
+        }
+    }
 }
 
 #[cfg(test)]
