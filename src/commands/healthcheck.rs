@@ -132,10 +132,10 @@ pub fn healthcheck(args: HealthcheckArgs, out: &mut Output, env: Env) -> ExitCod
         out.health(
             Level::Info,
             &format!(
-                "explain: budget {} ms ({}% for stamps); at this probe's pace a change that \
-                 moves a timestamp is found within {}, one that moves none (e.g. a write \
-                 through a mapped page) within {}, plus the probes needed to hash {} carried \
-                 files",
+                "explain: budget {} ms (stamp windows get {}% of what is left after \
+                 loading); at this probe's pace a change that moves a timestamp is found \
+                 within {}, one that moves none (e.g. a write through a mapped page) within \
+                 {}, plus the probes needed to hash {} carried files",
                 pace.budget.as_millis(),
                 probe::STAMP_SHARE,
                 probes(stamps),
