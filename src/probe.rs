@@ -598,4 +598,23 @@ mod tests {
             }
         }
     }
+
+    /// Cursors and carried entries past the end of the manifest (a snapshot is only used
+    /// for its own manifest, so only a damaged one has them) start over and are skipped.
+    #[test]
+    fn progress_out_of_range_starts_over() {
+        let fx = Fixture::new(&std::env::temp_dir(), &[("a", "1"), ("b", "2")]);
+        let mut s = fx.snapshot();
+        s.trees[0].progress = crate::snapshot::Progress {
+            window: 99,
+            content: u32::MAX,
+            carried: vec![7, 1, u32::MAX],
+        };
+        let covered = fx.probe(&mut s, &fixed(100, u64::MAX)).unwrap();
+        assert_eq!(covered[0].1.entries_checked, 2);
+        assert_eq!(covered[0].1.carried, 0);
+        std::fs::write(fx.root().join("b"), "X").unwrap();
+        let d = first_difference(fx.probe(&mut s, &fixed(100, u64::MAX)));
+        assert_eq!(d.as_deref(), Some("content differs: b (same size)"));
+    }
 }

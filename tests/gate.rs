@@ -927,3 +927,46 @@ fn a_bad_budget_or_knob_is_unhealthy_with_one_line() {
     }
     g.health(&["--budget", "60000"]).code(0);
 }
+
+/// Makes a directory immutable (`chattr +i`) while it lives; `None` where that is not
+/// possible (not root, or a file system without the attribute).
+struct Immutable<'a>(&'a Path);
+
+impl<'a> Immutable<'a> {
+    fn new(dir: &'a Path) -> Option<Immutable<'a>> {
+        let set = Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status();
+        set.is_ok_and(|s| s.success()).then_some(Immutable(dir))
+    }
+}
+
+impl Drop for Immutable<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(self.0).status();
+    }
+}
+
+#[test]
+fn a_probe_that_cannot_record_its_progress_is_unhealthy() {
+    let g = Gate::new();
+    let mut c = g.cmd("run");
+    c.args(["--", "true"]);
+    run(&mut c).code(0);
+    // The snapshot stays readable; only replacing it fails.
+    let Some(_immutable) = Immutable::new(g.state.path()) else {
+        eprintln!("SKIPPED: chattr +i needs root and a file system that supports it");
+        return;
+    };
+    let r = g.health(&[]);
+    r.code(1);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("unhealthy: cannot check: cannot write the probe's progress to "),
+        "{}",
+        r.stdout
+    );
+}
