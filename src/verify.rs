@@ -143,8 +143,10 @@ pub struct Options {
     /// A snapshot from an earlier successful verification: (manifest entry index, stamp)
     /// pairs sorted by index. A file whose metadata still equals its stamp (same device,
     /// inode, mtime and ctime) is trusted without hashing (the cheap healthcheck); any
-    /// other file is hashed. ctime cannot be set from user space, so a write, chmod or
-    /// rename since the stamp was taken always changes it.
+    /// other file is hashed. ctime cannot be set from user space, and `write(2)`, chmod
+    /// or a rename since the stamp was taken change it; a second write through an
+    /// already-dirty shared mapping does not, which is why the healthcheck also re-hashes
+    /// the content in turn (`crate::probe`).
     pub trusted: Vec<(u32, Stamp)>,
     /// Compare only these manifest entries, and only the paths on disk from the first
     /// one's path (or the start, for a range from 0) up to the path of the entry after the
