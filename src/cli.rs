@@ -196,9 +196,17 @@ pub struct HealthcheckArgs {
     /// Which trees are gated and how.
     #[command(flatten)]
     pub gate: GateArgs,
-    /// Re-hash every file instead of comparing against the start-up snapshot.
+    /// Re-hash every file instead of comparing against the start-up snapshot, with no
+    /// time budget.
     #[arg(long)]
     pub full: bool,
+    /// The time budget of a probe in milliseconds, 1 to 60000 (TREESEAL_HEALTH_BUDGET;
+    /// default 300). What does not fit is checked by the next probes.
+    #[arg(long, value_name = "MS")]
+    pub budget: Option<String>,
+    /// Also print what this probe covered and within how many probes a change is found.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Configuration shared by `run` and `healthcheck`; every flag has an environment

@@ -20,6 +20,8 @@
 //! | `TREESEAL_ALLOW_EXTRA` | space-separated patterns for paths the app creates at run time |
 //! | `TREESEAL_STATE` | the snapshot file (default: see [`crate::snapshot`]) |
 //! | `TREESEAL_THREADS` | worker threads |
+//! | `TREESEAL_HEALTH_BUDGET` | `healthcheck`: a probe's time budget in ms (see [`crate::probe`]) |
+//! | `TREESEAL_HEALTH_WINDOW`, `TREESEAL_HEALTH_SLICE` | `healthcheck`: a fixed number of entries and bytes per probe instead of the clock (deterministic probes, for tests) |
 //! | `TREESEAL_LOG` | `text` (default) or `json` |
 //! | `TREESEAL_QUIET` | `1`: no line on success (the missing-digest warning stays); `0`: the default |
 //!
@@ -112,7 +114,7 @@ pub struct Config {
 }
 
 /// Reads one variable: `None` when unset; an error when set but blank or not UTF-8.
-fn var(env: Env, name: &str) -> Result<Option<String>> {
+pub fn var(env: Env, name: &str) -> Result<Option<String>> {
     let Some(value) = env(name) else {
         return Ok(None);
     };
@@ -421,6 +423,22 @@ fn now_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
+/// Opens a gated tree: its root must be a directory, its manifest must load, and the
+/// manifest's digest must be the expected one (else [`Refusal::Stale`]).
+pub fn open_tree(tree: &GatedTree) -> Result<std::result::Result<(Manifest, Hash), Refusal>> {
+    crate::walk::check_root(&tree.root)?;
+    let manifest = Manifest::load(&tree.manifest)?;
+    let digest = manifest.digest();
+    match tree.digest {
+        Some(expected) if expected != digest => Ok(Err(Refusal::Stale {
+            found: digest,
+            expected,
+            manifest: Box::new(manifest),
+        })),
+        _ => Ok(Ok((manifest, digest))),
+    }
+}
+
 /// Checks every tree in order; stops at the first that fails. With a snapshot, files whose
 /// stamps it vouches for are not hashed (the cheap healthcheck). An error means the check
 /// could not be completed, which callers treat as a refusal.
@@ -429,21 +447,10 @@ pub fn check(config: &Config, mut snapshot: Option<Snapshot>) -> Result<Outcome>
     let allow_extra = allow_matcher(&config.allow_extra, "TREESEAL_ALLOW_EXTRA")?;
     let mut trees = Vec::new();
     for tree in &config.trees {
-        crate::walk::check_root(&tree.root)?;
-        let manifest = Manifest::load(&tree.manifest)?;
-        let digest = manifest.digest();
-        if let Some(expected) = tree.digest {
-            if expected != digest {
-                return Ok(Err((
-                    tree.clone(),
-                    Refusal::Stale {
-                        found: digest,
-                        expected,
-                        manifest: Box::new(manifest),
-                    },
-                )));
-            }
-        }
+        let (manifest, digest) = match open_tree(tree)? {
+            Ok(opened) => opened,
+            Err(refusal) => return Ok(Err((tree.clone(), refusal))),
+        };
         let trusted = snapshot
             .as_mut()
             .map(|s| s.take_stamps(&tree.root, &digest))
@@ -452,6 +459,7 @@ pub fn check(config: &Config, mut snapshot: Option<Snapshot>) -> Result<Outcome>
             all: false,
             allow_extra: allow_extra.clone(),
             trusted,
+            window: None,
         };
         let report = verify::verify(&tree.root, &manifest, &options)?;
         if !report.is_equal() {

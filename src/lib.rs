@@ -51,6 +51,7 @@ pub mod lock;
 pub mod manifest;
 pub mod output;
 pub mod pool;
+pub mod probe;
 pub mod snapshot;
 pub mod tree;
 pub mod verify;

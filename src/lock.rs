@@ -152,7 +152,7 @@ impl walk::Visitor for Hasher {
 
 /// Walks and hashes `root` under `rules`, returning the manifest of what is there now.
 pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
-    let walk = walk::walk_with(root, &matcher(&rules)?, &Hasher)?;
+    let walk = walk::walk_with(root, &matcher(&rules)?, &Hasher, &|_| true)?;
     let entries = seal(root, walk)?;
     Ok(Manifest {
         rules,

@@ -18,6 +18,13 @@
 //! vouches for lets a file skip hashing, and the walk still compares every path, kind and
 //! mode.
 //!
+//! # Progress
+//! Each probe of the budgeted healthcheck ([`crate::probe`]) checks one part of a tree and
+//! writes back where it stopped ([`Progress`]): the next stamp window, the next file of
+//! the content slice, and the files it found but could not hash in time. A probe that
+//! cannot write its progress back is unhealthy: a cursor that never moves would check the
+//! same part of the tree forever.
+//!
 //! # Format
 //! [`MAGIC`] (whose last byte is the format version), the blake3 of the body, then the
 //! postcard-encoded [`Snapshot`]. A file of another version is not believed.
@@ -40,7 +47,7 @@ use crate::walk::Stamp;
 pub const STATE_DIRS: [&str; 3] = ["/dev/shm", "/run", "/tmp"];
 
 /// The first bytes of a snapshot file; the last byte is the format version.
-pub const MAGIC: &[u8; 8] = b"TSSTATE2";
+pub const MAGIC: &[u8; 8] = b"TSSTATE3";
 
 /// A snapshot larger than this is not read (200k files' stamps are about 8 MB).
 const MAX_LEN: u64 = 1 << 30;
@@ -68,6 +75,20 @@ pub struct TreeState {
     pub digest: Hash,
     /// (manifest entry index, stamp), sorted by index.
     pub stamps: Vec<(u32, Stamp)>,
+    /// Where the next probe continues.
+    pub progress: Progress,
+}
+
+/// Where the budgeted healthcheck stopped in one tree (all manifest entry indices).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The first entry of the next stamp window.
+    pub window: u32,
+    /// The entry the next content slice starts at.
+    pub content: u32,
+    /// Regular files that a window found unvouched for (no stamp, or a different one) and
+    /// that were not hashed in time, oldest first: the next probes hash them first.
+    pub carried: Vec<u32>,
 }
 
 impl TreeState {
@@ -83,6 +104,7 @@ impl TreeState {
                 .filter(|(_, s)| s.ctime_ns < racy_after && s.mtime_ns < racy_after)
                 .copied()
                 .collect(),
+            progress: Progress::default(),
         }
     }
 }
@@ -107,6 +129,13 @@ impl Snapshot {
             .find(|t| t.root == root.as_os_str().as_bytes() && &t.digest == digest)
             .map(|t| std::mem::take(&mut t.stamps))
             .unwrap_or_default()
+    }
+
+    /// The record of `root` verified against the manifest with `digest`, if there is one.
+    pub fn tree_mut(&mut self, root: &Path, digest: &Hash) -> Option<&mut TreeState> {
+        self.trees
+            .iter_mut()
+            .find(|t| t.root == root.as_os_str().as_bytes() && &t.digest == digest)
     }
 
     /// The file's bytes.
@@ -226,6 +255,11 @@ mod tests {
                 root: b"/app".to_vec(),
                 digest: [7; 32],
                 stamps: vec![],
+                progress: Progress {
+                    window: 3,
+                    content: 5,
+                    carried: vec![1, 9],
+                },
             }],
         }
     }
@@ -235,7 +269,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s");
         sample().save(&p).unwrap();
-        assert!(matches!(load(&p), Loaded::Trusted(s) if s.trees.len() == 1));
+        assert!(
+            matches!(load(&p), Loaded::Trusted(s) if s.trees[0].progress == sample().trees[0].progress)
+        );
         assert!(matches!(load(&dir.path().join("none")), Loaded::Absent));
     }
 

@@ -16,6 +16,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
@@ -142,9 +143,17 @@ pub struct Options {
     /// A snapshot from an earlier successful verification: (manifest entry index, stamp)
     /// pairs sorted by index. A file whose metadata still equals its stamp (same device,
     /// inode, mtime and ctime) is trusted without hashing (the cheap healthcheck); any
-    /// other file is hashed. ctime cannot be set from user space, so a write, chmod or
-    /// rename since the stamp was taken always changes it.
+    /// other file is hashed. ctime cannot be set from user space, and `write(2)`, chmod
+    /// or a rename since the stamp was taken change it; a second write through an
+    /// already-dirty shared mapping does not, which is why the healthcheck also re-hashes
+    /// the content in turn (`crate::probe`).
     pub trusted: Vec<(u32, Stamp)>,
+    /// Compare only these manifest entries, and only the paths on disk from the first
+    /// one's path (or the start, for a range from 0) up to the path of the entry after the
+    /// range (or the end, for a range that reaches it): consecutive windows thus cover
+    /// every path, extra ones included. Files that would be hashed are listed in
+    /// [`Report::unhashed`] instead (the budgeted healthcheck decides when to hash them).
+    pub window: Option<Range<usize>>,
 }
 
 /// The outcome of a verification.
@@ -167,6 +176,9 @@ pub struct Report {
     /// trusted from [`Options::trusted`] are not repeated here, nor are files whose times
     /// are out of range for a stamp (they are hashed every time).
     pub stamps: Vec<(u32, Stamp)>,
+    /// With [`Options::window`]: the manifest entry indices of the regular files that
+    /// metadata could not vouch for (no stamp, or a different one), in order, unhashed.
+    pub unhashed: Vec<u32>,
 }
 
 impl Report {
@@ -210,6 +222,8 @@ struct Checker<'a> {
     trusted: &'a [(u32, Stamp)],
     all: bool,
     first: &'a AtomicUsize,
+    /// False with [`Options::window`], whose files are listed unhashed, never hashed here.
+    hash: bool,
 }
 
 /// Where a [`Checker`] is in one directory: the manifest entries that may be its
@@ -249,6 +263,9 @@ impl walk::Visitor for Checker<'_> {
     }
 
     fn wants(&self, cursor: &mut Cursor, path: &[u8]) -> bool {
+        if !self.hash {
+            return false;
+        }
         let below = &self.expected[cursor.next..cursor.end];
         // Names come in byte order, which is path order for names of one directory: most
         // often the entry is the very next one (a file after a file), and a search of the
@@ -342,11 +359,25 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         trusted: &options.trusted,
         all: options.all,
         first: &first,
+        hash: options.window.is_none(),
     };
     // Consumed as it is merged. The walk holds every directory's listing before the first
     // object comes out, and frees each listing as it is handed out: the tree is never
     // held twice, but it is held once, in full, at the start.
-    let mut found = walk::walk_with(root, &matcher, &checker)?.peekable();
+    let range = options.window.clone().unwrap_or(0..expected.len());
+    let end = range.end.min(expected.len());
+    let lo = (range.start > 0).then(|| &*expected[range.start.min(end)].path);
+    let hi = (end < expected.len()).then(|| &*expected[end].path);
+    let before = |p: &[u8], bound: Option<&[u8]>| bound.is_some_and(|b| path_order(p, b).is_lt());
+    let in_range = move |p: &[u8]| !before(p, lo) && hi.is_none_or(|h| before(p, Some(h)));
+    // A directory is listed unless everything below it lies before `lo` or from `hi` on.
+    let list_dir = |d: &[u8]| {
+        hi.is_none_or(|h| before(d, Some(h)))
+            && (!before(d, lo) || lo.is_some_and(|l| is_below(l, d)))
+    };
+    let mut found = walk::walk_with(root, &matcher, &checker, &list_dir)?
+        .filter(|f| in_range(&f.path))
+        .peekable();
     let root_dir = beneath::Root::open(root)?;
 
     // Merge the two sorted lists.
@@ -367,9 +398,9 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     // Files whose stamps the snapshot vouches for are trusted here and never become jobs.
     let mut snapshot = options.trusted.iter().peekable();
     let mut files_trusted = 0;
-    let mut i = 0;
+    let mut i = range.start;
     loop {
-        let order = match (expected.get(i), found.peek()) {
+        let order = match ((i < end).then(|| &expected[i]), found.peek()) {
             (Some(e), Some(f)) => path_order(&e.path, &f.path),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
@@ -459,6 +490,18 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                 }
             }
         }
+    }
+
+    if options.window.is_some() {
+        diffs.sort_by_key(|d| d.0);
+        return Ok(Report {
+            differences: diffs.into_iter().map(|(_, d)| d).collect(),
+            complete: true,
+            entries: end - range.start,
+            files_trusted,
+            unhashed: jobs.iter().map(|j| j.index).collect(),
+            ..Report::default()
+        });
     }
 
     // Hash the rest in parallel; unless all differences are wanted, jobs after the first
@@ -577,7 +620,10 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
 
 /// Takes every object below `dir` off the front of the walk (all of them come right after
 /// it, in path order) and returns how many there were.
-fn skip_below<C>(found: &mut std::iter::Peekable<walk::Walk<C>>, dir: &[u8]) -> usize {
+fn skip_below<C>(
+    found: &mut std::iter::Peekable<impl Iterator<Item = Found<C>>>,
+    dir: &[u8],
+) -> usize {
     let mut n = 0;
     while found.next_if(|f| is_below(&f.path, dir)).is_some() {
         n += 1;

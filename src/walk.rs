@@ -173,17 +173,37 @@ impl Visitor for NoVisit {
 /// out the objects in path order, freeing each directory's listing as it goes, so a
 /// caller that consumes it as it goes never holds the tree twice.
 pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
-    walk_with(root, matcher, &NoVisit)
+    walk_within(root, matcher, &|_| true)
 }
 
-/// Walks `root` as [`walk()`] does, handing each regular file of the tree that `visitor`
-/// wants to it while its directory is open (in parallel, in no particular order).
-pub fn walk_with<V: Visitor>(root: &Path, matcher: &Matcher, visitor: &V) -> Result<Walk<V::Out>> {
+/// [`walk()`], but a directory that is part of the tree is only listed when `list_dir`
+/// says so for its path: the budgeted healthcheck walks one range of paths at a time and
+/// skips the directories wholly outside it. A skipped directory is still handed out
+/// itself, with nothing below it. Directories walked only for exceptions are always
+/// listed, since whether they are part of the tree depends on what is below them.
+pub fn walk_within(
+    root: &Path,
+    matcher: &Matcher,
+    list_dir: &(dyn Fn(&[u8]) -> bool + Sync),
+) -> Result<Walk> {
+    walk_with(root, matcher, &NoVisit, list_dir)
+}
+
+/// Walks `root` as [`walk_within`] does, handing each regular file of the tree that
+/// `visitor` wants to it while its directory is open (in parallel, in no particular
+/// order).
+pub fn walk_with<V: Visitor>(
+    root: &Path,
+    matcher: &Matcher,
+    visitor: &V,
+    list_dir: &(dyn Fn(&[u8]) -> bool + Sync),
+) -> Result<Walk<V::Out>> {
     check_root(root)?;
     let listed = Listed {
         root,
         matcher,
         visitor,
+        list_dir,
         listings: Mutex::new(vec![Vec::new()]),
         errors: Mutex::new(Vec::new()),
         names: AtomicUsize::new(0),
@@ -247,6 +267,8 @@ struct Listed<'a, V: Visitor> {
     root: &'a Path,
     matcher: &'a Matcher,
     visitor: &'a V,
+    /// Whether to list a directory that is part of the tree (see [`walk_within`]).
+    list_dir: &'a (dyn Fn(&[u8]) -> bool + Sync),
     /// Every directory's listing, by index; the root's is 0. A directory's `Slot::Dir`
     /// children point at their own listing, whose index is always above its parent's.
     listings: Mutex<Vec<Vec<Slot<V::Out>>>>,
@@ -270,6 +292,9 @@ impl<V: Visitor> Listed<'_, V> {
                     if let Slot::Dir(dir) = slot {
                         dir.listing = listings.len();
                         listings.push(Vec::new());
+                        if dir.include && !(self.list_dir)(&dir.found.path) {
+                            continue;
+                        }
                         let state = std::mem::take(&mut dir.state);
                         below.push((dir.listing, dir.found.path.to_vec(), state));
                     }
@@ -683,7 +708,9 @@ mod tests {
         std::fs::write(t.path().join("ignored"), b"x").unwrap();
         let recorder = Recorder(Default::default());
         let m = Matcher::new(&["ignored".to_string()]).unwrap();
-        let found: Vec<_> = walk_with(t.path(), &m, &recorder).unwrap().collect();
+        let found: Vec<_> = walk_with(t.path(), &m, &recorder, &|_| true)
+            .unwrap()
+            .collect();
         // big, its numbered files, fifo, link, skip.
         assert_eq!(found.len(), 1 + 3 * PARALLEL_NAMES + 3);
         let mut visited = recorder.0.into_inner().unwrap();
@@ -719,6 +746,32 @@ mod tests {
             .map(|f| (f.path.clone(), f.kind, f.mode, f.size, f.stamp))
             .collect();
         assert_eq!(found.iter().map(strip).collect::<Vec<_>>(), plain);
+    }
+
+    #[test]
+    fn a_directory_outside_the_range_is_handed_out_but_not_listed() {
+        let t = tempfile::tempdir().unwrap();
+        for f in ["a/x", "b/y", "b/z/w", "c"] {
+            let p = t.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, f).unwrap();
+        }
+        let m = Matcher::new(&[]).unwrap();
+        let paths = |keep: &(dyn Fn(&[u8]) -> bool + Sync)| -> Vec<String> {
+            walk_within(t.path(), &m, keep)
+                .unwrap()
+                .map(|f| String::from_utf8(f.path.into_vec()).unwrap())
+                .collect()
+        };
+        assert_eq!(
+            paths(&|_| true),
+            ["a", "a/x", "b", "b/y", "b/z", "b/z/w", "c"]
+        );
+        assert_eq!(paths(&|d| d != b"b"), ["a", "a/x", "b", "c"]);
+        assert_eq!(
+            paths(&|d| d != b"b/z"),
+            ["a", "a/x", "b", "b/y", "b/z", "c"]
+        );
     }
 
     #[test]

@@ -418,7 +418,8 @@ fn healthcheck_trusts_unchanged_files_only() {
     let r = g.health(&[]);
     r.code(0);
     assert!(
-        r.stdout.contains("0 files unchanged, 5 hashed"),
+        r.stdout
+            .contains("5 files with new or missing stamps hashed"),
         "{}",
         r.stdout
     );
@@ -797,4 +798,175 @@ fn a_snapshot_path_that_is_a_symlink_is_neither_followed_nor_believed() {
     let r = g.health(&[]);
     r.code(0);
     assert!(r.stdout.contains("(cheap check: "), "{}", r.stdout);
+}
+
+/// Probes with a fixed window and slice until one is unhealthy; returns the 1-based
+/// number of that probe, its line, and the stamp bound the first probe's `--explain`
+/// stated. Every probe before it must be healthy.
+fn probes_until_unhealthy(g: &Gate, window: &str, slice: &str) -> (usize, String, usize) {
+    let mut bound = None;
+    for n in 1..=50 {
+        let r = run(g
+            .cmd("healthcheck")
+            .arg("--explain")
+            .env("TREESEAL_HEALTH_WINDOW", window)
+            .env("TREESEAL_HEALTH_SLICE", slice));
+        if r.code == 1 {
+            return (n, r.stdout, bound.expect("a healthy probe first"));
+        }
+        r.code(0);
+        let explain = r
+            .stdout
+            .lines()
+            .nth(1)
+            .expect("an explain line")
+            .to_string();
+        let within = explain
+            .split("moves a timestamp is found within ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|t| t.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("no bound in {explain}"));
+        bound.get_or_insert(within);
+    }
+    panic!("never unhealthy");
+}
+
+#[test]
+fn windows_cover_paths_before_the_first_entry_between_entries_and_after_the_last() {
+    // The sample's entries run from README to var/empty; `AAA` sorts before all of them,
+    // `c-extra` between bin/start and current, `zzz` after var/empty.
+    for extra in ["AAA", "c-extra", "zzz", "var/empty/x"] {
+        let g = Gate::new();
+        let mut c = g.cmd("run");
+        c.args(["--", "true"]);
+        run(&mut c).code(0);
+        // The first probe leaves the cursor after two entries, so the windows that follow
+        // do not start at the beginning.
+        run(g
+            .cmd("healthcheck")
+            .env("TREESEAL_HEALTH_WINDOW", "2")
+            .env("TREESEAL_HEALTH_SLICE", "1"))
+        .code(0);
+        g.tree.file(extra, "planted");
+        let (n, line, bound) = probes_until_unhealthy(&g, "2", "1");
+        assert!(
+            line.starts_with(&format!(
+                "unhealthy: {} differs from its manifest: extra file: {extra}",
+                g.tree.path().display()
+            )),
+            "{line}"
+        );
+        assert!(n <= bound, "{extra}: found by probe {n}, bound {bound}");
+    }
+}
+
+#[test]
+fn a_budget_too_small_for_the_tree_still_converges() {
+    let g = Gate::new();
+    let mut c = g.cmd("run");
+    c.args(["--", "true"]);
+    run(&mut c).code(0);
+    // One entry's stamps and one file per probe: every probe covers part of the tree.
+    let r = run(g
+        .cmd("healthcheck")
+        .env("TREESEAL_HEALTH_BUDGET", "1")
+        .env("TREESEAL_HEALTH_WINDOW", "1")
+        .env("TREESEAL_HEALTH_SLICE", "1"));
+    r.code(0);
+    assert!(
+        r.stdout.contains("(cheap check: stamps of 1 of 10 entries"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains(" carried, "), "{}", r.stdout);
+    // The last file in path order, changed in content only (same size).
+    g.tree.file("bin/start", "#!/bin/sh\nexec python -m evl\n");
+    let (n, line, _) = probes_until_unhealthy(&g, "1", "1");
+    assert!(
+        line.contains("content differs: bin/start (same size)"),
+        "{line}"
+    );
+    // These files are too new for stamps, so every one is hashed in turn: at one file
+    // per probe, the sample's five files take at most five probes, and one more when the
+    // slice had just passed the changed file.
+    assert!(n <= 6, "found by probe {n}");
+}
+
+#[test]
+fn a_bad_budget_or_knob_is_unhealthy_with_one_line() {
+    let g = Gate::new();
+    for (name, value) in [
+        ("TREESEAL_HEALTH_BUDGET", ""),
+        ("TREESEAL_HEALTH_BUDGET", " "),
+        ("TREESEAL_HEALTH_BUDGET", "0"),
+        ("TREESEAL_HEALTH_BUDGET", "soon"),
+        ("TREESEAL_HEALTH_BUDGET", "60001"),
+        ("TREESEAL_HEALTH_BUDGET", "184467440737095516160"),
+        ("TREESEAL_HEALTH_WINDOW", "0"),
+        ("TREESEAL_HEALTH_SLICE", "lots"),
+    ] {
+        let r = run(g.cmd("healthcheck").env(name, value));
+        r.code(1);
+        assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+        assert!(
+            r.stdout
+                .starts_with(&format!("unhealthy: cannot check: {name}")),
+            "{}",
+            r.stdout
+        );
+    }
+    for value in ["", "0", "1s", "60001"] {
+        let r = g.health(&["--budget", value]);
+        r.code(1);
+        assert!(
+            r.stdout.starts_with("unhealthy: cannot check: --budget="),
+            "{}",
+            r.stdout
+        );
+    }
+    g.health(&["--budget", "60000"]).code(0);
+}
+
+/// Makes a directory immutable (`chattr +i`) while it lives; `None` where that is not
+/// possible (not root, or a file system without the attribute).
+struct Immutable<'a>(&'a Path);
+
+impl<'a> Immutable<'a> {
+    fn new(dir: &'a Path) -> Option<Immutable<'a>> {
+        let set = Command::new("chattr")
+            .arg("+i")
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status();
+        set.is_ok_and(|s| s.success()).then_some(Immutable(dir))
+    }
+}
+
+impl Drop for Immutable<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(self.0).status();
+    }
+}
+
+#[test]
+fn a_probe_that_cannot_record_its_progress_is_unhealthy() {
+    let g = Gate::new();
+    let mut c = g.cmd("run");
+    c.args(["--", "true"]);
+    run(&mut c).code(0);
+    // The snapshot stays readable; only replacing it fails.
+    let Some(_immutable) = Immutable::new(g.state.path()) else {
+        eprintln!("SKIPPED: chattr +i needs root and a file system that supports it");
+        return;
+    };
+    let r = g.health(&[]);
+    r.code(1);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("unhealthy: cannot check: cannot write the probe's progress to "),
+        "{}",
+        r.stdout
+    );
 }

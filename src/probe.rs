@@ -1,0 +1,620 @@
+//! The budgeted healthcheck probe: what one `healthcheck` with a trusted snapshot checks,
+//! and how much of it fits in its time budget.
+//!
+//! A probe does three things per tree, and writes back where it stopped
+//! ([`crate::snapshot::Progress`]) so the next probe continues there:
+//!
+//! 1. **Stamp windows.** The manifest's entries are taken in consecutive windows from the
+//!    saved cursor; each window is compared with the disk by metadata
+//!    ([`crate::verify::Options::window`]: kind, mode, size, symlink target, and each
+//!    file's inode/mtime/ctime stamp against the snapshot). A window covers the paths
+//!    from its first entry up to the next window's first entry, so the windows together
+//!    cover every path, including extra files before the first entry and after the last.
+//! 2. **Hashing what metadata could not vouch for.** Files without a stamp or with a
+//!    changed one are hashed, the ones carried over from earlier probes first; the ones
+//!    that do not fit are carried to the next probe (never forgotten).
+//! 3. **A rotating content slice.** Files are re-hashed from the saved content cursor
+//!    onwards, whatever their stamps say, so a change that moves no timestamp (a second
+//!    write through an already-dirty `MAP_SHARED` page keeps ctime on tmpfs) is found when
+//!    the slice comes round to it. Files are hashed whole: a probe that reaches a file
+//!    larger than the rest of its budget takes as long as that file needs.
+//!
+//! Windows (1) stop at [`STAMP_SHARE`] of the time left once the tree's manifest is
+//! loaded; hashing (2, 3) stops at the budget. Every probe makes progress whatever the clock says: at least one window, one
+//! carried file and one content file. On a tree whose whole check fits the budget, the
+//! window covers every entry and the slice every file, so every change is found by the
+//! next probe. [`Pace`] can fix the window and the slice in entries and bytes instead of
+//! time, which makes probes deterministic (tests use it).
+//!
+//! The time starts when the healthcheck command does, so the budget includes reading the
+//! manifest and the snapshot, but not starting the process nor writing the snapshot back.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::beneath::{self, Root};
+use crate::error::{Error, Result};
+use crate::gate::{self, Config, Env, GatedTree, Refusal};
+use crate::hash::Hashed;
+use crate::manifest::Manifest;
+use crate::snapshot::{Snapshot, TreeState};
+use crate::tree::{Kind, Node};
+use crate::verify::{self, Difference, Options, Report, What};
+
+/// The default budget of a probe, in milliseconds. A default Kubernetes exec probe
+/// times out after 1 s; measured at `docker run --cpus 0.5` on a 2-core host, a probe of
+/// the 150k-file benchmark tree with this budget took 382 ms median and 399 ms at most
+/// from `docker exec` to exit (docs/BENCHMARKS.md), which leaves 0.6 s for a slower start
+/// and a busier node.
+pub const DEFAULT_BUDGET_MS: u64 = 300;
+
+/// The largest budget accepted: a minute is twice Docker's default HEALTHCHECK timeout;
+/// for an unbounded check there is `--full`.
+pub const MAX_BUDGET_MS: u64 = 60_000;
+
+/// The share (in percent) of the time left once a tree is loaded that stamp windows may
+/// use; hashing gets the rest. Stamp checks find most changes (`write(2)`, `truncate`,
+/// `chmod`, a rename or a new file all move a stamp or a path), so they get most of it.
+pub const STAMP_SHARE: u32 = 60;
+
+/// The first window of a probe, in entries: small enough that the least a probe does (one
+/// window) stays inside the default budget on the 150k-file benchmark tree at half a CPU.
+/// Later windows are sized from the pace of the earlier ones.
+const FIRST_WINDOW: usize = 2048;
+
+/// How much a probe does.
+#[derive(Clone, Debug)]
+pub struct Pace {
+    /// The time budget, from the start of the healthcheck command.
+    pub budget: Duration,
+    /// Exactly one window of this many entries per probe, whatever the clock says
+    /// (`TREESEAL_HEALTH_WINDOW`).
+    pub window: Option<usize>,
+    /// Hash this many bytes per probe (at least one carried file and one content file),
+    /// whatever the clock says (`TREESEAL_HEALTH_SLICE`).
+    pub slice: Option<u64>,
+}
+
+impl Pace {
+    /// The pace from `--budget` (else `TREESEAL_HEALTH_BUDGET`, else
+    /// [`DEFAULT_BUDGET_MS`]) and the deterministic `TREESEAL_HEALTH_WINDOW` (entries) and
+    /// `TREESEAL_HEALTH_SLICE` (bytes). Each must be a whole number from 1 up to its limit.
+    pub fn resolve(budget_flag: Option<&str>, env: Env) -> Result<Pace> {
+        let budget = match budget_flag {
+            Some(text) => Some(("--budget", text.to_string())),
+            None => {
+                gate::var(env, "TREESEAL_HEALTH_BUDGET")?.map(|t| ("TREESEAL_HEALTH_BUDGET", t))
+            }
+        };
+        let budget = match budget {
+            Some((origin, text)) => number(origin, &text, "milliseconds", MAX_BUDGET_MS)?,
+            None => DEFAULT_BUDGET_MS,
+        };
+        let knob = |name: &str, unit: &str, max: u64| {
+            gate::var(env, name)?
+                .map(|t| number(name, &t, unit, max))
+                .transpose()
+        };
+        Ok(Pace {
+            budget: Duration::from_millis(budget),
+            window: knob("TREESEAL_HEALTH_WINDOW", "entries", u64::from(u32::MAX))?
+                .map(|n| n as usize),
+            slice: knob("TREESEAL_HEALTH_SLICE", "bytes", 1 << 50)?,
+        })
+    }
+}
+
+/// A whole number from 1 to `max`, or an error naming where it came from.
+fn number(origin: &str, text: &str, unit: &str, max: u64) -> Result<u64> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(Error::Usage(format!(
+            "{origin}={text:?} is not a whole number of {unit} from 1 to {max}"
+        ))),
+    }
+}
+
+/// What one probe covered in one tree.
+#[derive(Clone, Debug, Default)]
+pub struct Coverage {
+    /// Entries in the manifest.
+    pub entries: u64,
+    /// Entries whose stamps (and metadata) this probe compared.
+    pub entries_checked: u64,
+    /// Bytes of regular files in the manifest.
+    pub bytes: u64,
+    /// Bytes the content slice re-hashed.
+    pub slice_bytes: u64,
+    /// Files hashed because metadata could not vouch for them.
+    pub unvouched_hashed: u64,
+    /// Files still waiting to be hashed (carried to the next probe).
+    pub carried: u64,
+}
+
+impl Coverage {
+    /// How many probes at this probe's pace it takes to compare every entry's stamps, and
+    /// to re-hash every byte: the bounds on finding a change that moves a timestamp, and
+    /// one that does not. `None` when this probe covered nothing of that kind.
+    pub fn bounds(&self) -> (Option<u64>, Option<u64>) {
+        let per = |total: u64, done: u64| match (total, done) {
+            (0, _) => Some(1),
+            (_, 0) => None,
+            // A slice stops after the file that crosses its quota, so a change may sit in
+            // the file just behind the cursor: one more probe.
+            (t, d) if d >= t => Some(1),
+            (t, d) => Some(t.div_ceil(d) + 1),
+        };
+        (
+            per(self.entries, self.entries_checked),
+            per(self.bytes, self.slice_bytes),
+        )
+    }
+}
+
+/// What a probe found.
+pub type Outcome = std::result::Result<Vec<(GatedTree, Coverage)>, (GatedTree, Refusal)>;
+
+/// When a probe must stop.
+struct Clock {
+    pace: Pace,
+    hash_until: Instant,
+}
+
+impl Clock {
+    fn new(pace: &Pace, started: Instant) -> Clock {
+        Clock {
+            pace: pace.clone(),
+            hash_until: started + pace.budget,
+        }
+    }
+
+    /// When the stamp windows of a tree whose manifest and snapshot are loaded now must
+    /// stop: at [`STAMP_SHARE`] of the time left, so that loading (which grows with the
+    /// tree, and slows down under a CPU limit) does not eat the content slice's share.
+    fn stamps_until(&self) -> Instant {
+        let now = Instant::now();
+        now + self.hash_until.saturating_duration_since(now) * STAMP_SHARE / 100
+    }
+}
+
+/// Probes every tree: budgeted where `snapshot` has progress for it, a full check
+/// otherwise. Updates `snapshot` in place; the caller saves it.
+pub fn probe(
+    config: &Config,
+    snapshot: &mut Snapshot,
+    pace: &Pace,
+    started: Instant,
+) -> Result<Outcome> {
+    let clock = Clock::new(pace, started);
+    let allow_extra = gate::allow_matcher(&config.allow_extra, "TREESEAL_ALLOW_EXTRA")?;
+    let mut covered = Vec::new();
+    for tree in &config.trees {
+        let (manifest, digest) = match gate::open_tree(tree)? {
+            Ok(opened) => opened,
+            Err(refusal) => return Ok(Err((tree.clone(), refusal))),
+        };
+        let options = Options {
+            allow_extra: allow_extra.clone(),
+            ..Options::default()
+        };
+        let found = match snapshot.tree_mut(&tree.root, &digest) {
+            Some(state) => probe_tree(&tree.root, &manifest, state, options, &clock)?,
+            None => {
+                let report = verify::verify(&tree.root, &manifest, &options)?;
+                let coverage = Coverage {
+                    entries: manifest.entries.len() as u64,
+                    entries_checked: manifest.entries.len() as u64,
+                    bytes: report.bytes_hashed,
+                    slice_bytes: report.bytes_hashed,
+                    ..Coverage::default()
+                };
+                match report.is_equal() {
+                    true => Ok(coverage),
+                    false => Err(report),
+                }
+            }
+        };
+        match found {
+            Ok(coverage) => covered.push((tree.clone(), coverage)),
+            Err(report) => return Ok(Err((tree.clone(), Refusal::Differs(report)))),
+        }
+    }
+    Ok(Ok(covered))
+}
+
+/// One tree's probe; `Err` is the report of a difference.
+fn probe_tree(
+    root: &Path,
+    manifest: &Manifest,
+    state: &mut TreeState,
+    mut options: Options,
+    clock: &Clock,
+) -> Result<std::result::Result<Coverage, Report>> {
+    let entries = &manifest.entries;
+    let len = entries.len();
+    let mut coverage = Coverage {
+        entries: len as u64,
+        bytes: entries.iter().map(|e| file_size(&e.node)).sum(),
+        ..Coverage::default()
+    };
+    let progress = &mut state.progress;
+    // A cursor past the end (a snapshot is only used for the manifest it was made for, so
+    // this is only defensive) starts over.
+    let at = |cursor: u32| (cursor as usize).min(len) % len.max(1);
+
+    // 1. Stamp windows, from the saved cursor, until the stamp share of the budget is
+    // used (at least one window) or every entry was compared once.
+    let stamps_until = clock.stamps_until();
+    options.trusted = std::mem::take(&mut state.stamps);
+    let mut start = at(progress.window);
+    let mut size = clock.pace.window.unwrap_or(FIRST_WINDOW).max(1);
+    let mut unvouched = Vec::new();
+    loop {
+        let window_started = Instant::now();
+        let end = (start + size).min(len);
+        options.window = Some(start..end);
+        let report = verify::verify(root, manifest, &options)?;
+        if !report.is_equal() {
+            state.stamps = options.trusted;
+            return Ok(Err(report));
+        }
+        unvouched.extend(report.unhashed);
+        let checked = end - start;
+        coverage.entries_checked += checked as u64;
+        start = if end >= len { 0 } else { end };
+        let now = Instant::now();
+        if clock.pace.window.is_some()
+            || coverage.entries_checked >= len as u64
+            || now >= stamps_until
+        {
+            break;
+        }
+        // Size the next window to the time left, at the pace of this one, with a margin.
+        let per_entry = now.duration_since(window_started).as_secs_f64() / checked.max(1) as f64;
+        let left = stamps_until.duration_since(now).as_secs_f64();
+        size = ((left * 0.8 / per_entry.max(1e-9)) as usize)
+            .max(FIRST_WINDOW)
+            .min(len - coverage.entries_checked as usize);
+    }
+    state.stamps = options.trusted;
+    progress.window = start as u32;
+
+    // 2. Hash what metadata could not vouch for: the oldest carried first, then this
+    // probe's; what does not fit stays carried.
+    let root_dir = Root::open(root)?;
+    let mut queue = std::mem::take(&mut progress.carried);
+    let mut queued: HashSet<u32> = queue.iter().copied().collect();
+    queue.extend(unvouched.into_iter().filter(|i| queued.insert(*i)));
+    let mut hashed_bytes = 0u64;
+    let mut next = 0;
+    while next < queue.len() {
+        let over = match clock.pace.slice {
+            Some(quota) => hashed_bytes >= quota,
+            None => Instant::now() >= clock.hash_until,
+        };
+        if next > 0 && over {
+            break;
+        }
+        let index = queue[next] as usize;
+        next += 1;
+        if let Some(index) = (index < len).then_some(index) {
+            if let Some(what) = hash_entry(root, &root_dir, manifest, index)? {
+                return Ok(Err(differs(manifest, index, what)));
+            }
+            hashed_bytes += file_size(&entries[index].node);
+            coverage.unvouched_hashed += 1;
+        }
+    }
+    progress.carried = queue.split_off(next);
+    coverage.carried = progress.carried.len() as u64;
+
+    // 3. The content slice: every file in turn from the saved cursor, whatever its stamp,
+    // until the budget is used (at least one file) or every file was hashed once.
+    let first = at(progress.content);
+    let mut cursor = first;
+    let mut files = 0u64;
+    for step in 0..len {
+        let over = match clock.pace.slice {
+            Some(quota) => hashed_bytes >= quota,
+            None => Instant::now() >= clock.hash_until,
+        };
+        if files > 0 && over {
+            break;
+        }
+        let index = (first + step) % len;
+        cursor = (index + 1) % len;
+        if !matches!(entries[index].node, Node::File { .. }) {
+            continue;
+        }
+        if let Some(what) = hash_entry(root, &root_dir, manifest, index)? {
+            return Ok(Err(differs(manifest, index, what)));
+        }
+        files += 1;
+        let size = file_size(&entries[index].node);
+        hashed_bytes += size;
+        coverage.slice_bytes += size;
+    }
+    progress.content = cursor as u32;
+    Ok(Ok(coverage))
+}
+
+/// The size of a regular file's entry; 0 for other kinds.
+fn file_size(node: &Node) -> u64 {
+    match node {
+        Node::File { size, .. } => *size,
+        _ => 0,
+    }
+}
+
+/// Hashes the file of manifest entry `index`: `None` when it is the sealed one.
+fn hash_entry(root: &Path, dir: &Root, manifest: &Manifest, index: usize) -> Result<Option<What>> {
+    let entry = &manifest.entries[index];
+    let Node::File { size, hash } = &entry.node else {
+        return Ok(None);
+    };
+    Ok(match dir.hash_file(&entry.path, *size) {
+        Ok(Hashed::File { hash: h, size: s }) if h == *hash && s == *size => None,
+        Ok(Hashed::File { size: found, .. }) => Some(What::Content {
+            expected_size: *size,
+            found_size: found,
+        }),
+        Ok(Hashed::NotRegular) => Some(What::Type {
+            expected: Kind::File,
+            found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(What::Missing {
+            kind: Kind::File,
+            below: 0,
+        }),
+        Err(e) => return Err(Error::io("read", &beneath::join(root, &entry.path), e)),
+    })
+}
+
+/// The report of one difference found by hashing.
+fn differs(manifest: &Manifest, index: usize, what: What) -> Report {
+    Report {
+        differences: vec![Difference {
+            path: manifest.entries[index].path.clone(),
+            what,
+        }],
+        entries: manifest.entries.len(),
+        ..Report::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::DigestSource;
+    use crate::manifest::Origin;
+    use crate::tree::Rules;
+    use std::path::PathBuf;
+
+    /// A tree of `files` (path, content) locked into a manifest kept outside it.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        config: Config,
+    }
+
+    impl Fixture {
+        fn new(in_dir: &Path, files: &[(&str, &str)]) -> Fixture {
+            let dir = tempfile::tempdir_in(in_dir).unwrap();
+            let root = dir.path().join("root");
+            for (path, content) in files {
+                let p = root.join(path);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, content).unwrap();
+            }
+            let manifest_path = dir.path().join("seal");
+            crate::lock::lock(&root, Rules::default(), Origin::default())
+                .unwrap()
+                .save(&manifest_path)
+                .unwrap();
+            let config = Config {
+                trees: vec![GatedTree {
+                    root,
+                    manifest: manifest_path,
+                    digest: None,
+                    digest_source: DigestSource::DigestVar,
+                }],
+                allow_extra: Vec::new(),
+                state: None,
+                quiet: false,
+            };
+            Fixture { _dir: dir, config }
+        }
+
+        fn root(&self) -> PathBuf {
+            self.config.trees[0].root.clone()
+        }
+
+        /// What `run` records, as if it had started ten seconds after the files were
+        /// written: every file's stamp is then outside the racy window and trusted.
+        fn snapshot(&self) -> Snapshot {
+            let mut checked = gate::check(&self.config, None).unwrap().unwrap();
+            checked.started_ns += 10_000_000_000;
+            checked.snapshot()
+        }
+
+        #[allow(clippy::result_large_err)] // the crate's own `Outcome` type
+        fn probe(&self, snapshot: &mut Snapshot, pace: &Pace) -> Outcome {
+            probe(&self.config, snapshot, pace, Instant::now()).unwrap()
+        }
+    }
+
+    fn fixed(window: usize, slice: u64) -> Pace {
+        Pace {
+            budget: Duration::from_millis(MAX_BUDGET_MS),
+            window: Some(window),
+            slice: Some(slice),
+        }
+    }
+
+    fn first_difference(outcome: Outcome) -> Option<String> {
+        match outcome {
+            Ok(_) => None,
+            Err((_, Refusal::Differs(r))) => Some(r.differences[0].to_string()),
+            Err((_, other)) => panic!("unexpected refusal {other:?}"),
+        }
+    }
+
+    fn stamp(path: &Path) -> (i64, i64, i64, i64) {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).unwrap();
+        (m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec())
+    }
+
+    /// A second write through an already-dirty shared mapping changes the content without
+    /// moving mtime or ctime (tmpfs keeps them for good). The stamp check cannot see it;
+    /// the content slice finds it within the bound, and on a small tree by the next probe.
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_write_through_a_mapped_page_that_moves_no_timestamp_is_found() {
+        let files: Vec<(String, String)> = (0..6)
+            .map(|i| (format!("f{i}"), format!("content {i}\n")))
+            .collect();
+        let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&**p, &**c)).collect();
+        let fx = Fixture::new(Path::new("/dev/shm"), &files);
+        let target = fx.root().join("f3");
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&target)
+            .unwrap();
+        // SAFETY: the mapping is of a file this test owns and nothing else maps or
+        // truncates while the test runs.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+        // The first write stores the sealed byte again: the page is now dirty and
+        // writable, the content still the sealed one, so `run` passes.
+        let sealed = std::hint::black_box(map[0]);
+        map[0] = sealed;
+        let snapshots = [fx.snapshot(), fx.snapshot(), fx.snapshot()];
+        let [stamps_only, snapshot, small] = snapshots;
+        let before = stamp(&target);
+        map[0] = b'X'; // a second write through the same, already-dirty page
+        assert_eq!(before, stamp(&target), "the premise: no timestamp moved");
+
+        // The stamp check alone (the cheap check before the content slice) passes.
+        let cheap = gate::check(&fx.config, Some(stamps_only)).unwrap();
+        assert!(cheap.is_ok(), "stamps alone cannot see it");
+
+        // One file per probe: found within the bound that the first probe states.
+        let mut s = snapshot;
+        let mut bound = None;
+        let mut found = None;
+        for n in 1..=20 {
+            let outcome = fx.probe(&mut s, &fixed(100, 1));
+            if let Ok(covered) = &outcome {
+                bound.get_or_insert(covered[0].1.bounds().1.unwrap());
+            }
+            if let Some(d) = first_difference(outcome) {
+                found = Some((n, d));
+                break;
+            }
+        }
+        let (n, d) = found.expect("found");
+        assert_eq!(d, "content differs: f3 (same size)");
+        assert!(n <= bound.unwrap(), "found by probe {n}, bound {bound:?}");
+
+        // A small tree fits the default budget whole: the next probe finds it.
+        let mut s = small;
+        let pace = Pace {
+            budget: Duration::from_millis(MAX_BUDGET_MS),
+            window: None,
+            slice: None,
+        };
+        let d = first_difference(fx.probe(&mut s, &pace));
+        assert_eq!(d.as_deref(), Some("content differs: f3 (same size)"));
+    }
+
+    /// A file whose stamp changed but that did not fit the probe's hashing is carried, and
+    /// the next probe hashes it first.
+    #[test]
+    fn a_changed_file_not_hashed_in_time_is_hashed_by_the_next_probe() {
+        let files = [("a", "1"), ("b", "2"), ("c", "3"), ("d", "4"), ("e", "5")];
+        let fx = Fixture::new(&std::env::temp_dir(), &files);
+        let mut s = fx.snapshot();
+        // The content slice is at the last file, so only the carry can find `d`.
+        s.trees[0].progress.content = 4;
+        std::fs::write(fx.root().join("a"), "1").unwrap(); // new stamp, same content
+        std::fs::write(fx.root().join("d"), "X").unwrap(); // new stamp, new content
+        let covered = fx.probe(&mut s, &fixed(100, 1)).unwrap();
+        assert_eq!(covered[0].1.unvouched_hashed, 1, "only `a` fits");
+        assert_eq!(covered[0].1.carried, 1);
+        assert_eq!(s.trees[0].progress.carried, [3]);
+        let d = first_difference(fx.probe(&mut s, &fixed(100, 1)));
+        assert_eq!(d.as_deref(), Some("content differs: d (same size)"));
+    }
+
+    #[test]
+    fn budgets_and_knobs_are_whole_numbers_within_their_limits() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let p = Pace::resolve(None, &env(&[])).unwrap();
+        assert_eq!(p.budget, Duration::from_millis(DEFAULT_BUDGET_MS));
+        assert_eq!((p.window, p.slice), (None, None));
+        let p = Pace::resolve(Some("250"), &env(&[("TREESEAL_HEALTH_BUDGET", "9")])).unwrap();
+        assert_eq!(p.budget, Duration::from_millis(250));
+        let p = Pace::resolve(
+            None,
+            &env(&[
+                ("TREESEAL_HEALTH_WINDOW", "7"),
+                ("TREESEAL_HEALTH_SLICE", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((p.window, p.slice), (Some(7), Some(1)));
+        for bad in [
+            "",
+            " ",
+            "0",
+            "-5",
+            "1.5",
+            "fast",
+            "60001",
+            "99999999999999999999999",
+        ] {
+            assert!(
+                Pace::resolve(Some(bad), &env(&[])).is_err(),
+                "--budget {bad:?}"
+            );
+        }
+        for name in [
+            "TREESEAL_HEALTH_BUDGET",
+            "TREESEAL_HEALTH_WINDOW",
+            "TREESEAL_HEALTH_SLICE",
+        ] {
+            for bad in ["", " ", "0", "x", "99999999999999999999999"] {
+                let vars: &'static [(&'static str, &'static str)] =
+                    Box::leak(vec![(name, bad)].into_boxed_slice());
+                let e = Pace::resolve(None, &env(vars)).unwrap_err().to_string();
+                assert!(e.contains(name), "{e}");
+            }
+        }
+    }
+
+    /// Cursors and carried entries past the end of the manifest (a snapshot is only used
+    /// for its own manifest, so only a damaged one has them) start over and are skipped.
+    #[test]
+    fn progress_out_of_range_starts_over() {
+        let fx = Fixture::new(&std::env::temp_dir(), &[("a", "1"), ("b", "2")]);
+        let mut s = fx.snapshot();
+        s.trees[0].progress = crate::snapshot::Progress {
+            window: 99,
+            content: u32::MAX,
+            carried: vec![7, 1, u32::MAX],
+        };
+        let covered = fx.probe(&mut s, &fixed(100, u64::MAX)).unwrap();
+        assert_eq!(covered[0].1.entries_checked, 2);
+        assert_eq!(covered[0].1.carried, 0);
+        std::fs::write(fx.root().join("b"), "X").unwrap();
+        let d = first_difference(fx.probe(&mut s, &fixed(100, u64::MAX)));
+        assert_eq!(d.as_deref(), Some("content differs: b (same size)"));
+    }
+}
