@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -150,25 +150,46 @@ impl Root {
     /// The file is opened with `openat2` beneath the root's handle with `RESOLVE_NO_SYMLINKS`:
     /// a directory on the way that was swapped for a symlink since the walk cannot redirect
     /// the read, and the root's own path is not resolved again for every file. Where
-    /// `openat2` is unavailable, or for a path longer than `PATH_MAX`, [`hash::hash_path`] opens
-    /// it through [`with_openable_path`] (only the last component is then guarded against
-    /// symlinks).
+    /// `openat2` is unavailable, or for a path longer than `PATH_MAX`, it is opened through
+    /// [`with_openable_path`] (only the last component is then guarded against symlinks).
     pub fn hash_file(&self, rel: &[u8], size_hint: u64) -> io::Result<Hashed> {
+        match self.open_file(rel)? {
+            Some(file) => hash::hash_opened(file, size_hint),
+            None => Ok(Hashed::NotRegular),
+        }
+    }
+
+    /// Opens `rel` for reading as [`Root::hash_file`] does (with [`hash::OPEN_FLAGS`]):
+    /// `None` when a component on the way, or the file itself, is a symlink. The caller
+    /// still has to `fstat` the descriptor: it may be a FIFO or a device (opened without
+    /// blocking, never read by treeseal).
+    pub fn open_file(&self, rel: &[u8]) -> io::Result<Option<File>> {
         if rel.len() < CHUNK && OPENAT2.load(Ordering::Relaxed) {
             let how = OpenHow::new()
                 .flags(hash::OPEN_FLAGS)
                 .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
             match openat2(&self.fd, rel, how) {
-                Ok(fd) => return hash::hash_opened(File::from(fd), size_hint),
+                Ok(fd) => return Ok(Some(File::from(fd))),
                 // Some component (the file itself, or a directory swapped in since the walk)
                 // is a symlink: not the regular file that was sealed.
-                Err(Errno::ELOOP) => return Ok(Hashed::NotRegular),
+                Err(Errno::ELOOP) => return Ok(None),
                 // A kernel before 5.6, or a seccomp profile that refuses the call.
                 Err(Errno::ENOSYS | Errno::EPERM) => OPENAT2.store(false, Ordering::Relaxed),
                 Err(e) => return Err(e.into()),
             }
         }
-        with_openable_path(&self.path, rel, |path| hash::hash_path(path, size_hint))
+        let opened = with_openable_path(&self.path, rel, |path| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(hash::OPEN_FLAGS.bits())
+                .open(path)
+        });
+        match opened {
+            Ok(file) => Ok(Some(file)),
+            // ELOOP: the last component is a symlink.
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 

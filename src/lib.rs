@@ -50,6 +50,7 @@ pub mod image;
 pub mod lock;
 pub mod manifest;
 pub mod output;
+pub mod piecewise;
 pub mod pool;
 pub mod probe;
 pub mod snapshot;

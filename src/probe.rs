@@ -16,12 +16,14 @@
 //! 3. **A rotating content slice.** Files are re-hashed from the saved content cursor
 //!    onwards, whatever their stamps say, so a change that moves no timestamp (a second
 //!    write through an already-dirty `MAP_SHARED` page keeps ctime on tmpfs) is found when
-//!    the slice comes round to it. Files are hashed whole: a probe that reaches a file
-//!    larger than the rest of its budget takes as long as that file needs.
+//!    the slice comes round to it. A file longer than [`PIECE_LEN`] is hashed a piece at a
+//!    time ([`crate::piecewise`]), so that a probe reaching a file of hundreds of MiB
+//!    still ends within its budget; the file's hash is completed by later probes. Files
+//!    that step 2 hashes (their stamps moved) are hashed whole.
 //!
 //! Windows (1) stop at [`STAMP_SHARE`] of the time left once the tree's manifest is
-//! loaded; hashing (2, 3) stops at the budget. Every probe makes progress whatever the clock says: at least one window, one
-//! carried file and one content file. On a tree whose whole check fits the budget, the
+//! loaded; hashing (2, 3) stops at the budget. Every probe makes progress whatever the
+//! clock says: at least one window, one carried file and one content file or piece. On a tree whose whole check fits the budget, the
 //! window covers every entry and the slice every file, so every change is found by the
 //! next probe. [`Pace`] can fix the window and the slice in entries and bytes instead of
 //! time, which makes probes deterministic (tests use it).
@@ -38,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::gate::{self, Config, Env, GatedTree, Refusal};
 use crate::hash::Hashed;
 use crate::manifest::Manifest;
+use crate::piecewise::{Partial, Step, PIECE_LEN};
 use crate::snapshot::{Snapshot, TreeState};
 use crate::tree::{Kind, Node};
 use crate::verify::{self, Difference, Options, Report, What};
@@ -130,6 +133,8 @@ pub struct Coverage {
     pub unvouched_hashed: u64,
     /// Files still waiting to be hashed (carried to the next probe).
     pub carried: u64,
+    /// Whether some file is longer than a piece, so hashed across probes.
+    pub pieced: bool,
 }
 
 impl Coverage {
@@ -145,10 +150,14 @@ impl Coverage {
             (t, d) if d >= t => Some(1),
             (t, d) => Some(t.div_ceil(d) + 1),
         };
-        (
-            per(self.entries, self.entries_checked),
-            per(self.bytes, self.slice_bytes),
-        )
+        // A file hashed in pieces across probes may change in a piece already hashed: that
+        // change is seen on the file's next pass, one rotation later.
+        let content = match self.pieced {
+            false => per(self.bytes, self.slice_bytes),
+            true => per(self.bytes, self.slice_bytes)
+                .map(|n| n + self.bytes.div_ceil(self.slice_bytes.max(1))),
+        };
+        (per(self.entries, self.entries_checked), content)
     }
 }
 
@@ -236,6 +245,7 @@ fn probe_tree(
     let mut coverage = Coverage {
         entries: len as u64,
         bytes: entries.iter().map(|e| file_size(&e.node)).sum(),
+        pieced: entries.iter().any(|e| file_size(&e.node) > PIECE_LEN),
         ..Coverage::default()
     };
     let progress = &mut state.progress;
@@ -310,33 +320,132 @@ fn probe_tree(
     coverage.carried = progress.carried.len() as u64;
 
     // 3. The content slice: every file in turn from the saved cursor, whatever its stamp,
-    // until the budget is used (at least one file) or every file was hashed once.
+    // until the budget is used (at least one file or piece) or every file was hashed once.
+    // A file longer than a piece is hashed a piece at a time, across probes if need be.
     let first = at(progress.content);
+    let mut partial = progress
+        .partial
+        .take()
+        .filter(|(i, _)| *i as usize == first);
     let mut cursor = first;
-    let mut files = 0u64;
-    for step in 0..len {
+    let (mut units, mut passed) = (0u64, 0usize);
+    while passed < len {
         let over = match clock.pace.slice {
             Some(quota) => hashed_bytes >= quota,
             None => Instant::now() >= clock.hash_until,
         };
-        if files > 0 && over {
+        if units > 0 && over {
             break;
         }
-        let index = (first + step) % len;
-        cursor = (index + 1) % len;
-        if !matches!(entries[index].node, Node::File { .. }) {
-            continue;
-        }
-        if let Some(what) = hash_entry(root, &root_dir, manifest, index)? {
-            return Ok(Err(differs(manifest, index, what)));
-        }
-        files += 1;
+        let index = cursor;
         let size = file_size(&entries[index].node);
-        hashed_bytes += size;
-        coverage.slice_bytes += size;
+        if matches!(entries[index].node, Node::File { .. }) {
+            let done = match size > PIECE_LEN {
+                false => match hash_entry(root, &root_dir, manifest, index)? {
+                    Some(what) => return Ok(Err(differs(manifest, index, what))),
+                    None => size,
+                },
+                true => {
+                    let state = partial.take().map(|(_, p)| p).unwrap_or_default();
+                    match hash_piece(root, &root_dir, manifest, index, state)? {
+                        Piece::Differs(what) => return Ok(Err(differs(manifest, index, what))),
+                        Piece::More(state, bytes) => {
+                            // Stay on this file: the next piece, in this probe or the next.
+                            partial = Some((index as u32, state));
+                            units += 1;
+                            hashed_bytes += bytes;
+                            coverage.slice_bytes += bytes;
+                            continue;
+                        }
+                        Piece::Done(bytes) => bytes,
+                    }
+                }
+            };
+            units += 1;
+            hashed_bytes += done;
+            coverage.slice_bytes += done;
+        }
+        cursor = (index + 1) % len;
+        passed += 1;
     }
     progress.content = cursor as u32;
+    progress.partial = partial;
     Ok(Ok(coverage))
+}
+
+/// One more piece of a large file of the content slice.
+enum Piece {
+    /// Hashed this many bytes; more to go.
+    More(Partial, u64),
+    /// Hashed the last piece (this many bytes): the file is the sealed one.
+    Done(u64),
+    /// The file is not the sealed one.
+    Differs(What),
+}
+
+/// Hashes the next piece of manifest entry `index`, a regular file longer than
+/// [`PIECE_LEN`], from `state` (which starts over when it cannot belong to the file).
+fn hash_piece(
+    root: &Path,
+    dir: &Root,
+    manifest: &Manifest,
+    index: usize,
+    state: Partial,
+) -> Result<Piece> {
+    use std::os::unix::fs::FileExt;
+    let entry = &manifest.entries[index];
+    let Node::File { size, hash } = &entry.node else {
+        return Ok(Piece::Done(0));
+    };
+    let io_error = |e| Error::io("read", &beneath::join(root, &entry.path), e);
+    let not_regular = || What::Type {
+        expected: Kind::File,
+        found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
+    };
+    let file = match dir.open_file(&entry.path) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(Piece::Differs(not_regular())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Piece::Differs(What::Missing {
+                kind: Kind::File,
+                below: 0,
+            }))
+        }
+        Err(e) => return Err(io_error(e)),
+    };
+    let meta = file.metadata().map_err(io_error)?;
+    let changed_size = |found_size| {
+        Piece::Differs(What::Content {
+            expected_size: *size,
+            found_size,
+        })
+    };
+    if !meta.file_type().is_file() {
+        return Ok(Piece::Differs(not_regular()));
+    }
+    if meta.len() != *size {
+        return Ok(changed_size(meta.len()));
+    }
+    let state = match state.fits(*size) {
+        true => state,
+        false => Partial::default(),
+    };
+    let range = state.next_piece(*size);
+    let mut data = vec![0; (range.end - range.start) as usize];
+    match file.read_exact_at(&mut data, range.start) {
+        Ok(()) => {}
+        // It shrank since the fstat: not the sealed file.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Ok(changed_size(file.metadata().map_err(io_error)?.len()))
+        }
+        Err(e) => return Err(io_error(e)),
+    }
+    let bytes = data.len() as u64;
+    Ok(match state.step(&data, *size) {
+        Step::More(state) => Piece::More(state, bytes),
+        Step::Done(found) if found == *hash => Piece::Done(bytes),
+        Step::Done(_) => changed_size(*size),
+    })
 }
 
 /// The size of a regular file's entry; 0 for other kinds.
@@ -528,6 +637,63 @@ mod tests {
         assert_eq!(d.as_deref(), Some("content differs: f3 (same size)"));
     }
 
+    /// A file longer than a piece is hashed a piece per probe, never whole in one, and a
+    /// change that moves no timestamp in its last piece is found when its hash completes,
+    /// within the bound the first probe states.
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_large_file_is_hashed_a_piece_per_probe_and_a_change_in_it_is_found() {
+        let len = 2 * PIECE_LEN as usize + 100;
+        let big: String = (0..len).map(|i| (b'a' + (i % 23) as u8) as char).collect();
+        let fx = Fixture::new(Path::new("/dev/shm"), &[("big", &big), ("small", "s\n")]);
+        let target = fx.root().join("big");
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&target)
+            .unwrap();
+        // SAFETY: the mapping is of a file this test owns and nothing else maps or
+        // truncates while the test runs.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+        let last = len - 1;
+        let sealed = std::hint::black_box(map[last]);
+        map[last] = sealed; // dirty the page; the content is still the sealed one
+        let mut s = fx.snapshot();
+
+        // A full rotation with nothing changed: healthy, one piece or file per probe.
+        let pace = fixed(100, 1);
+        let mut bound = None;
+        let mut slices = Vec::new();
+        for _ in 0..4 {
+            let covered = fx.probe(&mut s, &pace).expect("healthy");
+            let coverage = &covered[0].1;
+            bound.get_or_insert(coverage.bounds().1.unwrap());
+            slices.push(coverage.slice_bytes);
+            assert!(coverage.slice_bytes <= PIECE_LEN, "{slices:?}");
+        }
+        let piece = PIECE_LEN;
+        assert_eq!(
+            slices,
+            [piece, piece, 100, 2],
+            "big in three pieces, then small"
+        );
+
+        // A second write through the dirty page: no timestamp moves.
+        let before = stamp(&target);
+        map[last] = b'#';
+        assert_eq!(before, stamp(&target), "the premise: no timestamp moved");
+        let mut found = None;
+        for n in 1..=20 {
+            if let Some(d) = first_difference(fx.probe(&mut s, &pace)) {
+                found = Some((n, d));
+                break;
+            }
+        }
+        let (n, d) = found.expect("found");
+        assert_eq!(d, "content differs: big (same size)");
+        assert!(n <= bound.unwrap(), "found by probe {n}, bound {bound:?}");
+    }
+
     /// A file whose stamp changed but that did not fit the probe's hashing is carried, and
     /// the next probe hashes it first.
     #[test]
@@ -609,6 +775,7 @@ mod tests {
             window: 99,
             content: u32::MAX,
             carried: vec![7, 1, u32::MAX],
+            partial: Some((u32::MAX, Partial::default())),
         };
         let covered = fx.probe(&mut s, &fixed(100, u64::MAX)).unwrap();
         assert_eq!(covered[0].1.entries_checked, 2);

@@ -89,6 +89,10 @@ pub struct Progress {
     /// Regular files that a window found unvouched for (no stamp, or a different one) and
     /// that were not hashed in time, oldest first: the next probes hash them first.
     pub carried: Vec<u32>,
+    /// The content slice's file, when it is longer than one piece and was hashed part of
+    /// the way ([`crate::piecewise`]): its entry and how far. Used only while the content
+    /// cursor is still at that entry.
+    pub partial: Option<(u32, crate::piecewise::Partial)>,
 }
 
 impl TreeState {
@@ -259,6 +263,13 @@ mod tests {
                     window: 3,
                     content: 5,
                     carried: vec![1, 9],
+                    partial: Some((
+                        5,
+                        crate::piecewise::Partial {
+                            offset: 8 << 20,
+                            stack: vec![[3; 32]],
+                        },
+                    )),
                 },
             }],
         }
