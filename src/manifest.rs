@@ -115,7 +115,10 @@ impl Manifest {
 
     /// Encodes the manifest into its file format.
     pub fn encode(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(64 + self.entries.len() * 48);
+        // The header goes in front of the body in the same buffer and is filled in last:
+        // a second buffer for the whole file would hold the manifest twice.
+        let mut body = Vec::with_capacity(HEADER_LEN + 64 + self.entries.len() * 48);
+        body.resize(HEADER_LEN, 0);
         body = append(
             body,
             &Meta {
@@ -143,17 +146,23 @@ impl Manifest {
             };
             prev = &e.path;
         }
-        let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&(self.entries.len() as u64).to_le_bytes());
-        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-        out.extend_from_slice(blake3::hash(&body).as_bytes());
-        debug_assert_eq!(out.len(), HEADER_LEN);
-        out.extend_from_slice(&body);
-        out
+        let (header, rest) = body.split_at_mut(HEADER_LEN);
+        let mut header = &mut header[..];
+        for field in [
+            &MAGIC[..],
+            &FORMAT_VERSION.to_le_bytes(),
+            &0u16.to_le_bytes(),
+            &0u32.to_le_bytes(),
+            &(self.entries.len() as u64).to_le_bytes(),
+            &(rest.len() as u64).to_le_bytes(),
+            blake3::hash(rest).as_bytes(),
+        ] {
+            let (to, after) = header.split_at_mut(field.len());
+            to.copy_from_slice(field);
+            header = after;
+        }
+        debug_assert!(header.is_empty());
+        body
     }
 
     /// Reads and decodes the manifest at `path`.
