@@ -204,7 +204,7 @@ pub fn walk_with<V: Visitor>(
         matcher,
         visitor,
         list_dir,
-        listings: Mutex::new(vec![Vec::new()]),
+        listings: Mutex::new(vec![Listing::default()]),
         errors: Mutex::new(Vec::new()),
         names: AtomicUsize::new(0),
     };
@@ -248,7 +248,7 @@ pub fn walk_with<V: Visitor>(
     // every directory after everything below it.
     let mut nonempty = vec![false; listings.len()];
     for index in (0..listings.len()).rev() {
-        nonempty[index] = listings[index].iter().any(|slot| match slot {
+        nonempty[index] = listings[index].slots.iter().any(|slot| match slot {
             Slot::Leaf(_) => true,
             Slot::Dir(dir) => dir.include || nonempty[dir.listing],
         });
@@ -257,7 +257,7 @@ pub fn walk_with<V: Visitor>(
     Ok(Walk {
         listings,
         nonempty,
-        stack: vec![root_listing.into_iter()],
+        stack: vec![Frame::new(Vec::new(), root_listing)],
         len,
         handed: 0,
     })
@@ -272,7 +272,7 @@ struct Listed<'a, V: Visitor> {
     list_dir: &'a (dyn Fn(&[u8]) -> bool + Sync),
     /// Every directory's listing, by index; the root's is 0. A directory's `Slot::Dir`
     /// children point at their own listing, whose index is always above its parent's.
-    listings: Mutex<Vec<Vec<Slot<V::Out>>>>,
+    listings: Mutex<Vec<Listing<V::Out>>>,
     /// The directories that could not be listed, with their paths.
     errors: Mutex<Vec<Failure>>,
     /// How many objects the listings hold so far.
@@ -287,21 +287,22 @@ impl<V: Visitor> Listed<'_, V> {
     fn one(&self, index: usize, rel: Vec<u8>, state: DirState) -> Vec<Pending> {
         let mut below = Vec::new();
         match list(self.root, &rel, &state, self.matcher, self.visitor) {
-            Ok(mut slots) => {
+            Ok(mut listing) => {
                 let mut listings = lock_ref(&self.listings);
-                for slot in &mut slots {
+                for slot in &mut listing.slots {
                     if let Slot::Dir(dir) = slot {
                         dir.listing = listings.len();
-                        listings.push(Vec::new());
-                        if dir.include && !(self.list_dir)(&dir.found.path) {
+                        listings.push(Listing::default());
+                        let path = join_rel(&rel, dir.found.name(&listing.names));
+                        if dir.include && !(self.list_dir)(&path) {
                             continue;
                         }
                         let state = std::mem::take(&mut dir.state);
-                        below.push((dir.listing, dir.found.path.to_vec(), state));
+                        below.push((dir.listing, path, state));
                     }
                 }
-                self.names.fetch_add(slots.len(), Ordering::Relaxed);
-                listings[index] = slots;
+                self.names.fetch_add(listing.slots.len(), Ordering::Relaxed);
+                listings[index] = listing;
             }
             Err(e) => lock_ref(&self.errors).push(e),
         }
@@ -335,9 +336,9 @@ fn lock_ref<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The directory listings are stitched together depth first with an explicit stack; each
 /// listing is freed once its last object has been handed out.
 pub struct Walk<C = ()> {
-    listings: Vec<Vec<Slot<C>>>,
+    listings: Vec<Listing<C>>,
     nonempty: Vec<bool>,
-    stack: Vec<std::vec::IntoIter<Slot<C>>>,
+    stack: Vec<Frame<C>>,
     len: usize,
     /// Objects handed out since the allocator was last asked to give freed pages back.
     handed: usize,
@@ -356,7 +357,7 @@ impl<C> Iterator for Walk<C> {
 
     fn next(&mut self) -> Option<Found<C>> {
         while let Some(top) = self.stack.last_mut() {
-            match top.next() {
+            match top.slots.next() {
                 None => {
                     self.stack.pop();
                     if self.handed >= RELEASE_EVERY {
@@ -364,10 +365,10 @@ impl<C> Iterator for Walk<C> {
                         release_freed();
                     }
                 }
-                Some(Slot::Leaf(found)) => {
+                Some(Slot::Leaf(rec)) => {
                     self.len -= 1;
                     self.handed += 1;
-                    return Some(found);
+                    return Some(top.found(rec));
                 }
                 Some(Slot::Dir(dir)) => {
                     self.len -= 1;
@@ -376,8 +377,11 @@ impl<C> Iterator for Walk<C> {
                     // the tree only when something below it is.
                     if dir.include || self.nonempty[dir.listing] {
                         let below = std::mem::take(&mut self.listings[dir.listing]);
-                        self.stack.push(below.into_iter());
-                        return Some(dir.found);
+                        let found = top.found(dir.found);
+                        let mut prefix = found.path.to_vec();
+                        prefix.push(b'/');
+                        self.stack.push(Frame::new(prefix, below));
+                        return Some(found);
                     }
                 }
             }
@@ -410,20 +414,123 @@ fn release_freed() {
     }
 }
 
+/// One directory's children after their decisions, in name order. Their names (and
+/// symlink targets) lie back to back in one buffer, not a path allocated per object: a
+/// walk holds every listing of the tree at once, so an object's size is the walk's peak.
+/// Whole paths are made as the objects are handed out.
+struct Listing<C> {
+    /// Each child's name, then its symlink target, child after child.
+    names: Vec<u8>,
+    slots: Vec<Slot<C>>,
+}
+
+impl<C> Default for Listing<C> {
+    fn default() -> Self {
+        Listing {
+            names: Vec::new(),
+            slots: Vec::new(),
+        }
+    }
+}
+
+impl<C> Listing<C> {
+    /// Appends `other`, a listing of the names that follow.
+    fn append(&mut self, other: Listing<C>) {
+        let shift = self.names.len();
+        self.names.extend_from_slice(&other.names);
+        self.slots.extend(other.slots.into_iter().map(|mut slot| {
+            match &mut slot {
+                Slot::Leaf(rec) => rec.at += shift,
+                Slot::Dir(dir) => dir.found.at += shift,
+            }
+            slot
+        }));
+    }
+}
+
 /// A child of a directory after its decision.
 enum Slot<C> {
     /// A non-directory that is part of the tree.
-    Leaf(Found<C>),
+    Leaf(Rec<C>),
     /// A directory to walk into (boxed: directories are few, and a slot is then no larger
-    /// than a [`Found`]).
+    /// than a [`Rec`]).
     Dir(Box<DirSlot<C>>),
 }
-static_assertions::const_assert_eq!(size_of::<Slot<()>>(), size_of::<Found>());
+static_assertions::const_assert_eq!(size_of::<Slot<()>>(), size_of::<Rec<()>>());
+
+/// A [`Found`] as a listing holds it: its name and target are in the listing's buffer.
+struct Rec<C> {
+    /// Where its name starts in [`Listing::names`]; its target follows the name.
+    at: usize,
+    name_len: u32,
+    target_len: u32,
+    kind: Kind,
+    mode: u32,
+    size: u64,
+    stamp: Option<Stamp>,
+    check: Option<C>,
+}
+
+impl<C> Rec<C> {
+    fn name<'a>(&self, names: &'a [u8]) -> &'a [u8] {
+        &names[self.at..][..self.name_len as usize]
+    }
+
+    fn target<'a>(&self, names: &'a [u8]) -> &'a [u8] {
+        &names[self.at + self.name_len as usize..][..self.target_len as usize]
+    }
+}
+
+/// A listing being handed out: the path of its directory with a trailing `/` (empty for
+/// the root), its names, and the children not handed out yet.
+struct Frame<C> {
+    prefix: Vec<u8>,
+    names: Vec<u8>,
+    slots: std::vec::IntoIter<Slot<C>>,
+}
+
+impl<C> Frame<C> {
+    fn new(prefix: Vec<u8>, listing: Listing<C>) -> Self {
+        Frame {
+            prefix,
+            names: listing.names,
+            slots: listing.slots.into_iter(),
+        }
+    }
+
+    /// The object `rec` of this listing, with its whole path.
+    fn found(&self, rec: Rec<C>) -> Found<C> {
+        let name = rec.name(&self.names);
+        let mut path = Vec::with_capacity(self.prefix.len() + name.len());
+        path.extend_from_slice(&self.prefix);
+        path.extend_from_slice(name);
+        Found {
+            path: path.into_boxed_slice(),
+            kind: rec.kind,
+            mode: rec.mode,
+            size: rec.size,
+            target: rec.target(&self.names).into(),
+            stamp: rec.stamp,
+            check: rec.check,
+        }
+    }
+}
+
+/// `rel/name`, or `name` at the root.
+fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut path = Vec::with_capacity(rel.len() + 1 + name.len());
+    if !rel.is_empty() {
+        path.extend_from_slice(rel);
+        path.push(b'/');
+    }
+    path.extend_from_slice(name);
+    path
+}
 
 /// A directory to walk into; `include` says whether it is part of the tree itself, or only
 /// if something below it is. `listing` is the index of its own listing.
 struct DirSlot<C> {
-    found: Found<C>,
+    found: Rec<C>,
     state: DirState,
     include: bool,
     listing: usize,
@@ -462,7 +569,7 @@ fn list<V: Visitor>(
     state: &DirState,
     matcher: &Matcher,
     visitor: &V,
-) -> std::result::Result<Vec<Slot<V::Out>>, Failure> {
+) -> std::result::Result<Listing<V::Out>, Failure> {
     let flags = match rel.is_empty() {
         // The root is the context: followed if it is a symlink.
         true => OFlag::O_RDONLY | OFlag::O_DIRECTORY,
@@ -502,11 +609,12 @@ fn list<V: Visitor>(
     };
     let runs: Vec<_> = pool.install(|| names.par_chunks(RUN).map(|run| one.decide(run)).collect());
     // In name order, so the error reported is the first in path order.
-    let mut slots = Vec::with_capacity(names.len());
+    let mut listing = Listing::default();
+    listing.slots.reserve(names.len());
     for run in runs {
-        slots.extend(run?);
+        listing.append(run?);
     }
-    Ok(slots)
+    Ok(listing)
 }
 
 fn fail(root: &Path, path: &[u8], action: &'static str, e: io::Error) -> Failure {
@@ -531,21 +639,17 @@ impl<V: Visitor> Names<'_, V> {
     fn decide(
         &self,
         names: &[(Range<usize>, FileType)],
-    ) -> std::result::Result<Vec<Slot<V::Out>>, Failure> {
+    ) -> std::result::Result<Listing<V::Out>, Failure> {
         let (root, rel, dir) = (self.root, self.rel, self.dir);
         let mut cursor = self.visitor.cursor(rel);
         let mut slots = Vec::with_capacity(names.len());
+        let mut kept = Vec::new();
         for (range, file_type) in names {
             let name = &self.bytes[range.clone()];
             if rel.is_empty() && name == DEFAULT_NAME.as_bytes() {
                 continue;
             }
-            let mut path = Vec::with_capacity(rel.len() + 1 + name.len());
-            if !rel.is_empty() {
-                path.extend_from_slice(rel);
-                path.push(b'/');
-            }
-            path.extend_from_slice(name);
+            let path = join_rel(rel, name);
             let stat = || {
                 fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW)
                     .map_err(|e| fail(root, &path, "stat", e.into()))
@@ -595,12 +699,21 @@ impl<V: Visitor> Names<'_, V> {
                 readlinkat(dir, name)
                     .map_err(|e| fail(root, &path, "read symlink", e.into()))?
                     .into_vec()
-                    .into_boxed_slice()
             } else {
-                Box::default()
+                Vec::new()
             };
-            let found = Found {
-                path: path.into_boxed_slice(),
+            // Names are at most 255 bytes; a target longer than 4 GiB cannot be read.
+            let target_len = u32::try_from(target.len()).map_err(|_| {
+                let e = io::Error::from_raw_os_error(nix::libc::ENAMETOOLONG);
+                fail(root, &path, "read symlink", e)
+            })?;
+            let at = kept.len();
+            kept.extend_from_slice(name);
+            kept.extend_from_slice(&target);
+            let found = Rec {
+                at,
+                name_len: name.len() as u32,
+                target_len,
                 kind,
                 mode: st.st_mode & 0o7777,
                 size: if kind == Kind::File {
@@ -608,7 +721,6 @@ impl<V: Visitor> Names<'_, V> {
                 } else {
                     0
                 },
-                target,
                 stamp: Stamp::of(&st),
                 check,
             };
@@ -628,10 +740,14 @@ impl<V: Visitor> Names<'_, V> {
                 (Decision::Include(_), _) => Slot::Leaf(found),
                 // Only directories can be walked into; a non-directory that is excluded
                 // itself is not part of the tree.
-                (_, _) => continue,
+                (_, _) => {
+                    kept.truncate(at);
+                    continue;
+                }
             });
         }
-        Ok(slots)
+        kept.shrink_to_fit();
+        Ok(Listing { names: kept, slots })
     }
 }
 
