@@ -417,7 +417,8 @@ impl Checked {
 /// What a check found: every tree equal, or the first tree that is not and why.
 pub type Outcome = std::result::Result<Checked, (GatedTree, Refusal)>;
 
-fn now_ns() -> i64 {
+/// The wall clock in nanoseconds since the epoch (0 before it, saturating after 2262).
+pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))

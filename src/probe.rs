@@ -12,7 +12,9 @@
 //!    cover every path, including extra files before the first entry and after the last.
 //! 2. **Hashing what metadata could not vouch for.** Files without a stamp or with a
 //!    changed one are hashed, the ones carried over from earlier probes first; the ones
-//!    that do not fit are carried to the next probe (never forgotten).
+//!    that do not fit are carried to the next probe (never forgotten). A file hashed equal
+//!    gets its new stamp saved (unless it is within the racy window of the probe's start),
+//!    so a file that was only touched is hashed once, not on every pass.
 //! 3. **A rotating content slice.** Files are re-hashed from the saved content cursor
 //!    onwards, whatever their stamps say, so a change that moves no timestamp (a second
 //!    write through an already-dirty `MAP_SHARED` page keeps ctime on tmpfs) is found when
@@ -38,12 +40,13 @@ use std::time::{Duration, Instant};
 use crate::beneath::{self, Root};
 use crate::error::{Error, Result};
 use crate::gate::{self, Config, Env, GatedTree, Refusal};
-use crate::hash::Hashed;
+use crate::hash::{self, Hashed};
 use crate::manifest::Manifest;
 use crate::piecewise::{Partial, Step, PIECE_LEN};
-use crate::snapshot::{Snapshot, TreeState};
+use crate::snapshot::{Snapshot, TreeState, RACY_WINDOW_NS};
 use crate::tree::{Kind, Node};
 use crate::verify::{self, Difference, Options, Report, What};
+use crate::walk::Stamp;
 
 /// The default budget of a probe, in milliseconds. A default Kubernetes exec probe
 /// times out after 1 s; measured at `docker run --cpus 0.5` on a 2-core host, a probe of
@@ -168,13 +171,16 @@ pub type Outcome = std::result::Result<Vec<(GatedTree, Coverage)>, (GatedTree, R
 struct Clock {
     pace: Pace,
     hash_until: Instant,
+    /// Stamps with a time after this are too recent to vouch for a file.
+    racy_after_ns: i64,
 }
 
 impl Clock {
-    fn new(pace: &Pace, started: Instant) -> Clock {
+    fn new(pace: &Pace, started: Instant, wall_ns: i64) -> Clock {
         Clock {
             pace: pace.clone(),
             hash_until: started + pace.budget,
+            racy_after_ns: wall_ns.saturating_sub(RACY_WINDOW_NS),
         }
     }
 
@@ -195,7 +201,20 @@ pub fn probe(
     pace: &Pace,
     started: Instant,
 ) -> Result<Outcome> {
-    let clock = Clock::new(pace, started);
+    probe_at(config, snapshot, pace, started, gate::now_ns())
+}
+
+/// [`probe`] with the wall clock (nanoseconds since the epoch) as a parameter: a file
+/// hashed equal gets its stamp saved only when the stamp is older than
+/// [`RACY_WINDOW_NS`] before `wall_ns`.
+fn probe_at(
+    config: &Config,
+    snapshot: &mut Snapshot,
+    pace: &Pace,
+    started: Instant,
+    wall_ns: i64,
+) -> Result<Outcome> {
+    let clock = Clock::new(pace, started, wall_ns);
     let allow_extra = gate::allow_matcher(&config.allow_extra, "TREESEAL_ALLOW_EXTRA")?;
     let mut covered = Vec::new();
     for tree in &config.trees {
@@ -298,6 +317,8 @@ fn probe_tree(
     queue.extend(unvouched.into_iter().filter(|i| queued.insert(*i)));
     let mut hashed_bytes = 0u64;
     let mut next = 0;
+    let racy_after = clock.racy_after_ns;
+    let mut fresh = Vec::new();
     while next < queue.len() {
         let over = match clock.pace.slice {
             Some(quota) => hashed_bytes >= quota,
@@ -309,13 +330,20 @@ fn probe_tree(
         let index = queue[next] as usize;
         next += 1;
         if let Some(index) = (index < len).then_some(index) {
-            if let Some(what) = hash_entry(root, &root_dir, manifest, index)? {
-                return Ok(Err(differs(manifest, index, what)));
+            match hash_entry(root, &root_dir, manifest, index)? {
+                Err(what) => return Ok(Err(differs(manifest, index, what))),
+                // The sealed content: its stamp now vouches for it, unless it is too
+                // recent to tell a later change in the same timestamp tick apart.
+                Ok(Some(stamp)) if stamp.ctime_ns < racy_after && stamp.mtime_ns < racy_after => {
+                    fresh.push((index as u32, stamp))
+                }
+                Ok(_) => {}
             }
             hashed_bytes += file_size(&entries[index].node);
             coverage.unvouched_hashed += 1;
         }
     }
+    state.stamps = with_stamps(std::mem::take(&mut state.stamps), fresh);
     progress.carried = queue.split_off(next);
     coverage.carried = progress.carried.len() as u64;
 
@@ -342,8 +370,8 @@ fn probe_tree(
         if matches!(entries[index].node, Node::File { .. }) {
             let done = match size > PIECE_LEN {
                 false => match hash_entry(root, &root_dir, manifest, index)? {
-                    Some(what) => return Ok(Err(differs(manifest, index, what))),
-                    None => size,
+                    Err(what) => return Ok(Err(differs(manifest, index, what))),
+                    Ok(_) => size,
                 },
                 true => {
                     let state = partial.take().map(|(_, p)| p).unwrap_or_default();
@@ -456,28 +484,71 @@ fn file_size(node: &Node) -> u64 {
     }
 }
 
-/// Hashes the file of manifest entry `index`: `None` when it is the sealed one.
-fn hash_entry(root: &Path, dir: &Root, manifest: &Manifest, index: usize) -> Result<Option<What>> {
+/// Hashes the file of manifest entry `index`: `Ok` when it is the sealed one, with the
+/// stamp of the file that was read (from `fstat` on the open file, before reading; `None`
+/// when its times do not fit), `Err` with what differs when it is not.
+fn hash_entry(
+    root: &Path,
+    dir: &Root,
+    manifest: &Manifest,
+    index: usize,
+) -> Result<std::result::Result<Option<Stamp>, What>> {
     let entry = &manifest.entries[index];
     let Node::File { size, hash } = &entry.node else {
-        return Ok(None);
+        return Ok(Ok(None));
     };
-    Ok(match dir.hash_file(&entry.path, *size) {
-        Ok(Hashed::File { hash: h, size: s }) if h == *hash && s == *size => None,
-        Ok(Hashed::File { size: found, .. }) => Some(What::Content {
+    let io_error = |e| Error::io("read", &beneath::join(root, &entry.path), e);
+    let not_regular = || What::Type {
+        expected: Kind::File,
+        found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
+    };
+    let missing = What::Missing {
+        kind: Kind::File,
+        below: 0,
+    };
+    let file = match dir.open_file(&entry.path) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(Err(not_regular())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Err(missing)),
+        Err(e) => return Err(io_error(e)),
+    };
+    let meta = file.metadata().map_err(io_error)?;
+    if !meta.file_type().is_file() {
+        return Ok(Err(not_regular()));
+    }
+    let stamp = Stamp::of_metadata(&meta);
+    Ok(match hash::hash_opened(file, *size) {
+        Ok(Hashed::File { hash: h, size: s }) if h == *hash && s == *size => Ok(stamp),
+        Ok(Hashed::File { size: found, .. }) => Err(What::Content {
             expected_size: *size,
             found_size: found,
         }),
-        Ok(Hashed::NotRegular) => Some(What::Type {
-            expected: Kind::File,
-            found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(What::Missing {
-            kind: Kind::File,
-            below: 0,
-        }),
-        Err(e) => return Err(Error::io("read", &beneath::join(root, &entry.path), e)),
+        Ok(Hashed::NotRegular) => Err(not_regular()),
+        Err(e) => return Err(io_error(e)),
     })
+}
+
+/// `stamps` (sorted by entry index) with `fresh` (any order) put in: a fresh stamp
+/// replaces the one of its entry.
+fn with_stamps(stamps: Vec<(u32, Stamp)>, mut fresh: Vec<(u32, Stamp)>) -> Vec<(u32, Stamp)> {
+    if fresh.is_empty() {
+        return stamps;
+    }
+    fresh.sort_by_key(|(index, _)| *index);
+    fresh.dedup_by_key(|(index, _)| *index);
+    let mut out = Vec::with_capacity(stamps.len() + fresh.len());
+    let mut fresh = fresh.into_iter().peekable();
+    for (index, stamp) in stamps {
+        while let Some(f) = fresh.next_if(|(at, _)| *at < index) {
+            out.push(f);
+        }
+        match fresh.next_if(|(at, _)| *at == index) {
+            Some(f) => out.push(f),
+            None => out.push((index, stamp)),
+        }
+    }
+    out.extend(fresh);
+    out
 }
 
 /// The report of one difference found by hashing.
@@ -549,6 +620,13 @@ mod tests {
         #[allow(clippy::result_large_err)] // the crate's own `Outcome` type
         fn probe(&self, snapshot: &mut Snapshot, pace: &Pace) -> Outcome {
             probe(&self.config, snapshot, pace, Instant::now()).unwrap()
+        }
+
+        /// A probe ten seconds from now: files written by the test are past the racy window.
+        #[allow(clippy::result_large_err)]
+        fn probe_later(&self, snapshot: &mut Snapshot, pace: &Pace) -> Outcome {
+            let later = gate::now_ns() + 10_000_000_000;
+            probe_at(&self.config, snapshot, pace, Instant::now(), later).unwrap()
         }
     }
 
@@ -692,6 +770,63 @@ mod tests {
         let (n, d) = found.expect("found");
         assert_eq!(d, "content differs: big (same size)");
         assert!(n <= bound.unwrap(), "found by probe {n}, bound {bound:?}");
+    }
+
+    /// A file whose stamp moved but whose content did not (a `touch`) is hashed by the probe
+    /// that finds it, and its new stamp then vouches for it: the next pass hashes nothing.
+    /// A stamp inside the racy window of the probe is not saved.
+    #[test]
+    fn a_touched_file_is_hashed_once_and_then_trusted() {
+        let fx = Fixture::new(&std::env::temp_dir(), &[("a", "1"), ("b", "2"), ("c", "3")]);
+        let mut s = fx.snapshot();
+        let pace = fixed(100, 1);
+        let touch = || {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(fx.root().join("b"))
+                .unwrap();
+            f.set_modified(std::time::SystemTime::now()).unwrap();
+        };
+        touch();
+        let unvouched = |outcome: Outcome| outcome.expect("healthy")[0].1.unvouched_hashed;
+        // Within the racy window (a probe now): hashed, and again on the next pass.
+        assert_eq!(unvouched(fx.probe(&mut s, &pace)), 1);
+        assert_eq!(unvouched(fx.probe(&mut s, &pace)), 1);
+        // Later: hashed once more, and from then on its new stamp vouches for it.
+        assert_eq!(unvouched(fx.probe_later(&mut s, &pace)), 1);
+        assert_eq!(unvouched(fx.probe_later(&mut s, &pace)), 0);
+        assert_eq!(unvouched(fx.probe_later(&mut s, &pace)), 0);
+        // A real change after that still moves the stamp and is found.
+        std::fs::write(fx.root().join("b"), "changed").unwrap();
+        let d = first_difference(fx.probe_later(&mut s, &pace));
+        assert_eq!(d.as_deref(), Some("content differs: b (size 1 -> 7 bytes)"));
+    }
+
+    #[test]
+    fn fresh_stamps_replace_or_join_the_sorted_ones() {
+        let st = |n: u64| Stamp {
+            ino: n,
+            ..Stamp::default()
+        };
+        let old = vec![(1, st(1)), (4, st(4)), (9, st(9))];
+        let fresh = vec![
+            (9, st(90)),
+            (0, st(100)),
+            (4, st(40)),
+            (5, st(50)),
+            (12, st(120)),
+        ];
+        let got = with_stamps(old.clone(), fresh);
+        let want = vec![
+            (0, st(100)),
+            (1, st(1)),
+            (4, st(40)),
+            (5, st(50)),
+            (9, st(90)),
+            (12, st(120)),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(with_stamps(old.clone(), vec![]), old);
     }
 
     /// A file whose stamp changed but that did not fit the probe's hashing is carried, and

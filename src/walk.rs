@@ -87,6 +87,18 @@ impl Stamp {
             ctime_ns: nanos(st.st_ctime, st.st_ctime_nsec)?,
         })
     }
+
+    /// The stamp of a file's metadata (from `fstat` on an open descriptor): `None` when a
+    /// time does not fit, as for the walk's own stamps.
+    pub fn of_metadata(m: &std::fs::Metadata) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime_ns: nanos(m.mtime(), m.mtime_nsec())?,
+            ctime_ns: nanos(m.ctime(), m.ctime_nsec())?,
+        })
+    }
 }
 
 /// `secs` seconds and `nsec` nanoseconds since the epoch, in nanoseconds, if that fits an

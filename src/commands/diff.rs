@@ -46,7 +46,13 @@ pub fn diff(args: DiffArgs, out: &mut Output) -> Result<ExitCode> {
             (a, b)
         }
     };
-    let lines = explain(&a, &b);
+    print_explanation(&a, &b, out)
+}
+
+/// Prints what differs between two manifests ([`explain`]'s lines): exit 0 when they are
+/// the same tree, 1 when they differ.
+pub fn print_explanation(a: &Manifest, b: &Manifest, out: &mut Output) -> Result<ExitCode> {
+    let lines = explain(a, b);
     for line in &lines {
         out.data(line)?;
     }

@@ -229,15 +229,7 @@ fn diff(args: DiffArgs, out: &mut Output) -> Result<ExitCode> {
     }
     let a = side(&args.a, &args.root, p.as_ref(), None)?;
     let b = side(&args.b, &args.root, p.as_ref(), Some(&a.rules))?;
-    let lines = super::explain(&a, &b);
-    for line in &lines {
-        out.data(line)?;
-    }
-    Ok(if lines.len() > 1 {
-        ExitCode::Differs
-    } else {
-        ExitCode::Ok
-    })
+    super::diff::print_explanation(&a, &b, out)
 }
 
 fn show(args: ShowArgs, out: &mut Output) -> Result<ExitCode> {
