@@ -43,7 +43,8 @@ fn with_valid_header(data: &[u8]) -> Option<Vec<u8>> {
 fn check(bytes: &[u8]) {
     let m = match decode(bytes) {
         Ok(m) => m,
-        Err(reason) => {
+        Err(err) => {
+            let reason = err.to_string();
             assert!(
                 !reason.contains('\n') && !reason.contains('\r'),
                 "multi-line error: {reason:?}"
