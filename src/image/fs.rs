@@ -2,7 +2,8 @@
 //!
 //! Layers are applied as a container engine applies them to its snapshot: whiteouts
 //! (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) of a layer remove entries of the
-//! layers below it, then its entries are added in archive order — an entry replaces what
+//! layers below it (a whiteout that follows an entry of its own layer at or below its
+//! path is refused: engines disagree on it), then its entries are added in archive order — an entry replaces what
 //! was at its path (a directory that is replaced by anything but a directory goes with
 //! everything below it; a directory over a directory only takes the new mode), missing
 //! parent directories are created (mode 0755), and a hard link becomes a copy of its
@@ -67,6 +68,9 @@ pub enum FsError {
         /// What it names.
         target: Vec<u8>,
     },
+    /// A whiteout comes after an entry of its own layer at or below the path it removes:
+    /// engines disagree on whether that entry survives.
+    WhiteoutAfterEntry(Vec<u8>),
 }
 
 impl fmt::Display for FsError {
@@ -88,6 +92,12 @@ impl fmt::Display for FsError {
                 "hard link /{} names /{}, which is missing or a directory",
                 escape(path),
                 escape(target)
+            ),
+            FsError::WhiteoutAfterEntry(p) => write!(
+                f,
+                "/{}: a later whiteout in the same layer removes it, which engines apply \
+                 differently",
+                escape(p)
             ),
         }
     }
@@ -218,7 +228,32 @@ impl Fs {
 
     /// Applies one layer on top.
     pub fn apply(&mut self, layer: &Layer) -> Result<(), FsError> {
-        // Whiteouts hide only what the layers below put there.
+        // Whiteouts hide only what the layers below put there (the OCI rule). A whiteout
+        // after an entry of its own layer at or below its path is where engines part:
+        // Docker's naive applier removes that entry, its overlay applier fails. Real
+        // layers never hold one; such an archive is refused rather than guessed at.
+        let mut written = std::collections::BTreeSet::<&[u8]>::new();
+        for e in &layer.entries {
+            match e.item {
+                Item::Whiteout => {
+                    let mut below = e.path.clone();
+                    below.push(b'/');
+                    let hit = written.get(&e.path[..]).or_else(|| {
+                        written
+                            .range::<&[u8], _>(&below[..]..)
+                            .next()
+                            .filter(|p| p.starts_with(&below))
+                    });
+                    if let Some(p) = hit {
+                        return Err(FsError::WhiteoutAfterEntry(p.to_vec()));
+                    }
+                }
+                Item::Opaque => {}
+                _ => {
+                    written.insert(&e.path[..]);
+                }
+            }
+        }
         for e in &layer.entries {
             match e.item {
                 Item::Whiteout => {
@@ -457,15 +492,43 @@ mod tests {
     }
 
     #[test]
-    fn a_whiteout_does_not_hide_its_own_layer() {
+    fn an_opaque_marker_does_not_hide_its_own_layer() {
         let top = layer(&[
             ("app/b", T::Regular, b"b"),
-            ("app/.wh.b", T::Regular, b""),
             ("app/lib/z", T::Regular, b"z"),
             ("app/lib/.wh..wh..opq", T::Regular, b""),
         ]);
         let fs = fs(&[base(), top]).unwrap();
         assert_eq!(paths(&fs, "/app"), ["a", "b", "lib", "lib/z"]);
+    }
+
+    #[test]
+    fn a_whiteout_after_an_entry_of_its_own_layer_is_refused() {
+        // The OCI spec says a whiteout hides only lower layers; Docker's naive applier
+        // removes what its own layer wrote before it, and its overlay applier fails on
+        // it. Engines disagree, so the image cannot be checked.
+        for (entry, whiteout) in [
+            ("app/b", "app/.wh.b"),
+            ("app/b/c", "app/.wh.b"),
+            ("app/a", "app/.wh.a"),
+        ] {
+            let top = layer(&[(entry, T::Regular, b"b"), (whiteout, T::Regular, b"")]);
+            assert_eq!(
+                fs(&[base(), top]).unwrap_err(),
+                FsError::WhiteoutAfterEntry(entry.as_bytes().to_vec()),
+                "{entry} then {whiteout}"
+            );
+        }
+        // Before its own layer's entry, or next to an unrelated one, it is the usual case.
+        let top = layer(&[
+            ("app/.wh.a", T::Regular, b""),
+            ("app/a", T::Regular, b"new"),
+            ("app/a-b", T::Regular, b"x"),
+            ("app/ab", T::Regular, b"x"),
+            ("app/.wh.lib", T::Regular, b""),
+        ]);
+        let fs = fs(&[base(), top]).unwrap();
+        assert_eq!(paths(&fs, "/app"), ["a", "a-b", "ab"]);
     }
 
     #[test]
