@@ -3,7 +3,8 @@
 //! Layers are applied as a container engine applies them to its snapshot: whiteouts
 //! (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) of a layer remove entries of the
 //! layers below it (a whiteout that follows an entry of its own layer at or below its
-//! path is refused: engines disagree on it), then its entries are added in archive order — an entry replaces what
+//! path, or that a symlink made earlier in its own layer would move elsewhere, is refused:
+//! engines disagree on it), then its entries are added in archive order — an entry replaces what
 //! was at its path (a directory that is replaced by anything but a directory goes with
 //! everything below it; a directory over a directory only takes the new mode), missing
 //! parent directories are created (mode 0755), and a hard link becomes a copy of its
@@ -71,6 +72,9 @@ pub enum FsError {
     /// A whiteout comes after an entry of its own layer at or below the path it removes:
     /// engines disagree on whether that entry survives.
     WhiteoutAfterEntry(Vec<u8>),
+    /// This whiteout's parent resolves, through a symlink its own layer made before it,
+    /// to another place than below the layer: engines disagree on which one it removes.
+    WhiteoutRetargeted(Vec<u8>),
 }
 
 impl fmt::Display for FsError {
@@ -97,6 +101,12 @@ impl fmt::Display for FsError {
                 f,
                 "/{}: a later whiteout in the same layer removes it, which engines apply \
                  differently",
+                escape(p)
+            ),
+            FsError::WhiteoutRetargeted(p) => write!(
+                f,
+                "/{}: its whiteout goes through a symlink made earlier in its own layer, \
+                 which engines apply differently",
                 escape(p)
             ),
         }
@@ -228,51 +238,63 @@ impl Fs {
 
     /// Applies one layer on top.
     pub fn apply(&mut self, layer: &Layer) -> Result<(), FsError> {
-        // Whiteouts hide only what the layers below put there (the OCI rule). A whiteout
-        // after an entry of its own layer at or below its path is where engines part:
-        // Docker's naive applier removes that entry, its overlay applier fails. Real
-        // layers never hold one; such an archive is refused rather than guessed at.
-        let mut written = std::collections::BTreeSet::<&[u8]>::new();
-        for e in &layer.entries {
-            match e.item {
-                Item::Whiteout => {
-                    let mut below = e.path.clone();
-                    below.push(b'/');
-                    let hit = written.get(&e.path[..]).or_else(|| {
-                        written
-                            .range::<&[u8], _>(&below[..]..)
-                            .next()
-                            .filter(|p| p.starts_with(&below))
-                    });
-                    if let Some(p) = hit {
-                        return Err(FsError::WhiteoutAfterEntry(p.to_vec()));
-                    }
-                }
-                Item::Opaque => {}
-                _ => {
-                    written.insert(&e.path[..]);
-                }
-            }
-        }
+        // Whiteouts hide only what the layers below put there (the OCI rule): they are
+        // applied first, each at the path it resolves to below this layer.
+        let mut removed = Vec::new();
         for e in &layer.entries {
             match e.item {
                 Item::Whiteout => {
                     let (dir, name) = split_parent(&e.path);
                     let at = child(&self.resolve(dir, true)?, name);
                     self.remove_tree(&at);
+                    removed.push(at);
                 }
                 Item::Opaque => {
                     let at = self.resolve(&e.path, true)?;
                     if matches!(self.objects.get(&at), Some((_, Object::Dir))) || at.is_empty() {
                         self.remove_below(&at);
                     }
+                    removed.push(at);
                 }
                 _ => {}
             }
         }
+        // Engines apply a whiteout where it stands in the archive instead: Docker's naive
+        // applier removes what its own layer wrote before it, its overlay applier fails
+        // on that, and both resolve its parent through symlinks the layer made before it.
+        // Where that gives another result than the OCI rule, the engines disagree with
+        // each other too; real layers never hold such a whiteout, so the archive is
+        // refused rather than guessed at.
+        let mut removed = removed.into_iter();
+        let mut written = std::collections::BTreeSet::<Vec<u8>>::new();
         for e in &layer.entries {
             let object = match &e.item {
-                Item::Whiteout | Item::Opaque => continue,
+                Item::Whiteout => {
+                    let (dir, name) = split_parent(&e.path);
+                    let at = child(&self.resolve(dir, true)?, name);
+                    if removed.next().is_none_or(|before| before != at) {
+                        return Err(FsError::WhiteoutRetargeted(e.path.clone()));
+                    }
+                    let mut below = at.clone();
+                    below.push(b'/');
+                    let hit = written.get(&at).or_else(|| {
+                        written
+                            .range(below.clone()..)
+                            .next()
+                            .filter(|p| p.starts_with(&below))
+                    });
+                    if let Some(p) = hit {
+                        return Err(FsError::WhiteoutAfterEntry(p.clone()));
+                    }
+                    continue;
+                }
+                Item::Opaque => {
+                    let at = self.resolve(&e.path, true)?;
+                    if removed.next().is_none_or(|before| before != at) {
+                        return Err(FsError::WhiteoutRetargeted(e.path.clone()));
+                    }
+                    continue;
+                }
                 Item::File {
                     size,
                     hash,
@@ -306,7 +328,8 @@ impl Fs {
             // A hard link shares its target's mode (one inode).
             let mode = match (&e.item, self.objects.get(&at)) {
                 (Item::Dir, Some((_, Object::Dir))) => {
-                    self.objects.insert(at, (e.mode, Object::Dir));
+                    self.objects.insert(at.clone(), (e.mode, Object::Dir));
+                    written.insert(at);
                     continue;
                 }
                 (Item::HardLink(_), _) => {
@@ -320,7 +343,8 @@ impl Fs {
                 _ => e.mode,
             };
             self.remove_tree(&at);
-            self.objects.insert(at, (mode, object));
+            self.objects.insert(at.clone(), (mode, object));
+            written.insert(at);
         }
         Ok(())
     }
@@ -519,6 +543,16 @@ mod tests {
                 "{entry} then {whiteout}"
             );
         }
+        // Paths are compared where they resolve: written through a symlinked parent.
+        let alias = layer(&[("app/alias", T::Symlink, b"lib")]);
+        let top = layer(&[
+            ("app/alias/x", T::Regular, b"x"),
+            ("app/lib/.wh.x", T::Regular, b""),
+        ]);
+        assert_eq!(
+            fs(&[base(), alias, top]).unwrap_err(),
+            FsError::WhiteoutAfterEntry(b"app/lib/x".to_vec())
+        );
         // Before its own layer's entry, or next to an unrelated one, it is the usual case.
         let top = layer(&[
             ("app/.wh.a", T::Regular, b""),
@@ -529,6 +563,32 @@ mod tests {
         ]);
         let fs = fs(&[base(), top]).unwrap();
         assert_eq!(paths(&fs, "/app"), ["a", "a-b", "ab"]);
+    }
+
+    #[test]
+    fn a_whiteout_through_a_symlink_its_own_layer_made_is_refused() {
+        // Below the layer, app/alias/x names nothing; in archive order, app/lib/x.
+        let top = layer(&[
+            ("app/alias", T::Symlink, b"lib"),
+            ("app/alias/.wh.x", T::Regular, b""),
+        ]);
+        assert_eq!(
+            fs(&[base(), top]).unwrap_err(),
+            FsError::WhiteoutRetargeted(b"app/alias/x".to_vec())
+        );
+        let top = layer(&[
+            ("app/alias", T::Symlink, b"lib"),
+            ("app/alias/.wh..wh..opq", T::Regular, b""),
+        ]);
+        assert_eq!(
+            fs(&[base(), top]).unwrap_err(),
+            FsError::WhiteoutRetargeted(b"app/alias".to_vec())
+        );
+        // A symlink from a lower layer resolves the same both ways.
+        let alias = layer(&[("app/alias", T::Symlink, b"lib")]);
+        let top = layer(&[("app/alias/.wh.x", T::Regular, b"")]);
+        let fs = fs(&[base(), alias, top]).unwrap();
+        assert_eq!(paths(&fs, "/app"), ["a", "alias", "lib"]);
     }
 
     #[test]
