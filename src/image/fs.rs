@@ -8,8 +8,10 @@
 //! was at its path (a directory that is replaced by anything but a directory goes with
 //! everything below it; a directory over a directory only takes the new mode), missing
 //! parent directories are created (mode 0755), and a hard link becomes a copy of its
-//! target. Parent components that are symlinks are followed inside the image, as the
-//! engine follows them when it writes through them; a chain that leaves the image root
+//! target (refused when its header has another mode than the target: engines disagree on
+//! which mode their one inode keeps). Parent components that are symlinks are followed
+//! inside the image, as the engine follows them when it writes through them; a chain that
+//! leaves the image root
 //! (`..` above `/`), loops, or is longer than [`MAX_SYMLINKS`] is an error.
 //!
 //! [`Fs::tree`] then gives the tree at a root as sealed entries, under a manifest's rules
@@ -75,6 +77,18 @@ pub enum FsError {
     /// This whiteout's parent resolves, through a symlink its own layer made before it,
     /// to another place than below the layer: engines disagree on which one it removes.
     WhiteoutRetargeted(Vec<u8>),
+    /// A hard link whose header has other permission bits than its target: engines
+    /// disagree on which mode the one inode ends up with.
+    HardLinkMode {
+        /// The link.
+        path: Vec<u8>,
+        /// What it names.
+        target: Vec<u8>,
+        /// The link header's mode.
+        link: u32,
+        /// The target's mode.
+        target_mode: u32,
+    },
 }
 
 impl fmt::Display for FsError {
@@ -102,6 +116,18 @@ impl fmt::Display for FsError {
                 "/{}: a later whiteout in the same layer removes it, which engines apply \
                  differently",
                 escape(p)
+            ),
+            FsError::HardLinkMode {
+                path,
+                target,
+                link,
+                target_mode,
+            } => write!(
+                f,
+                "hard link /{} has mode {link:04o}, its target /{} {target_mode:04o}: one \
+                 inode, which engines give either mode",
+                escape(path),
+                escape(target)
             ),
             FsError::WhiteoutRetargeted(p) => write!(
                 f,
@@ -338,7 +364,16 @@ impl Fs {
                         _ => unreachable!(),
                     });
                     let resolved = child(&self.resolve(tdir, true)?, tname);
-                    self.objects.get(&resolved).map_or(e.mode, |(m, _)| *m)
+                    let target_mode = self.objects.get(&resolved).map_or(e.mode, |(m, _)| *m);
+                    if target_mode != e.mode {
+                        return Err(FsError::HardLinkMode {
+                            path: e.path.clone(),
+                            target: resolved,
+                            link: e.mode,
+                            target_mode,
+                        });
+                    }
+                    target_mode
                 }
                 _ => e.mode,
             };
@@ -608,6 +643,23 @@ mod tests {
             fs(&[base(), bad]),
             Err(FsError::BadHardLink { .. })
         ));
+    }
+
+    #[test]
+    fn a_hard_link_with_another_mode_than_its_target_is_refused() {
+        // One inode: Docker's applier gives both names the link's mode when it can find
+        // the target from its working directory, and leaves them alone when it cannot.
+        let mut top = layer(&[("app/h", T::Link, b"app/a")]);
+        top.entries[0].mode = 0o755;
+        assert_eq!(
+            fs(&[base(), top]).unwrap_err(),
+            FsError::HardLinkMode {
+                path: b"app/h".to_vec(),
+                target: b"app/a".to_vec(),
+                link: 0o755,
+                target_mode: 0o644,
+            }
+        );
     }
 
     #[test]
