@@ -11,8 +11,8 @@
 //! target (refused when its header has another mode than the target: engines disagree on
 //! which mode their one inode keeps). Parent components that are symlinks are followed
 //! inside the image, as the engine follows them when it writes through them; a chain that
-//! leaves the image root
-//! (`..` above `/`), loops, or is longer than [`MAX_SYMLINKS`] is an error.
+//! leaves the image root (`..` above `/`), loops, or is longer than [`MAX_SYMLINKS`] is an
+//! error.
 //!
 //! [`Fs::tree`] then gives the tree at a root as sealed entries, under a manifest's rules
 //! exactly as the walker of `lock` and `verify` would see it on disk.
