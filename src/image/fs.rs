@@ -2,13 +2,17 @@
 //!
 //! Layers are applied as a container engine applies them to its snapshot: whiteouts
 //! (`.wh.NAME`) and opaque markers (`.wh..wh..opq`) of a layer remove entries of the
-//! layers below it, then its entries are added in archive order — an entry replaces what
+//! layers below it (a whiteout that follows an entry of its own layer at or below its
+//! path, or that a symlink made earlier in its own layer would move elsewhere, is refused:
+//! engines disagree on it), then its entries are added in archive order — an entry replaces what
 //! was at its path (a directory that is replaced by anything but a directory goes with
 //! everything below it; a directory over a directory only takes the new mode), missing
 //! parent directories are created (mode 0755), and a hard link becomes a copy of its
-//! target. Parent components that are symlinks are followed inside the image, as the
-//! engine follows them when it writes through them; a chain that leaves the image root
-//! (`..` above `/`), loops, or is longer than [`MAX_SYMLINKS`] is an error.
+//! target (refused when its header has another mode than the target: engines disagree on
+//! which mode their one inode keeps). Parent components that are symlinks are followed
+//! inside the image, as the engine follows them when it writes through them; a chain that
+//! leaves the image root (`..` above `/`), loops, or is longer than [`MAX_SYMLINKS`] is an
+//! error.
 //!
 //! [`Fs::tree`] then gives the tree at a root as sealed entries, under a manifest's rules
 //! exactly as the walker of `lock` and `verify` would see it on disk.
@@ -67,6 +71,24 @@ pub enum FsError {
         /// What it names.
         target: Vec<u8>,
     },
+    /// A whiteout comes after an entry of its own layer at or below the path it removes:
+    /// engines disagree on whether that entry survives.
+    WhiteoutAfterEntry(Vec<u8>),
+    /// This whiteout's parent resolves, through a symlink its own layer made before it,
+    /// to another place than below the layer: engines disagree on which one it removes.
+    WhiteoutRetargeted(Vec<u8>),
+    /// A hard link whose header has other permission bits than its target: engines
+    /// disagree on which mode the one inode ends up with.
+    HardLinkMode {
+        /// The link.
+        path: Vec<u8>,
+        /// What it names.
+        target: Vec<u8>,
+        /// The link header's mode.
+        link: u32,
+        /// The target's mode.
+        target_mode: u32,
+    },
 }
 
 impl fmt::Display for FsError {
@@ -88,6 +110,30 @@ impl fmt::Display for FsError {
                 "hard link /{} names /{}, which is missing or a directory",
                 escape(path),
                 escape(target)
+            ),
+            FsError::WhiteoutAfterEntry(p) => write!(
+                f,
+                "/{}: a later whiteout in the same layer removes it, which engines apply \
+                 differently",
+                escape(p)
+            ),
+            FsError::HardLinkMode {
+                path,
+                target,
+                link,
+                target_mode,
+            } => write!(
+                f,
+                "hard link /{} has mode {link:04o}, its target /{} {target_mode:04o}: one \
+                 inode, which engines give either mode",
+                escape(path),
+                escape(target)
+            ),
+            FsError::WhiteoutRetargeted(p) => write!(
+                f,
+                "/{}: its whiteout goes through a symlink made earlier in its own layer, \
+                 which engines apply differently",
+                escape(p)
             ),
         }
     }
@@ -218,26 +264,63 @@ impl Fs {
 
     /// Applies one layer on top.
     pub fn apply(&mut self, layer: &Layer) -> Result<(), FsError> {
-        // Whiteouts hide only what the layers below put there.
+        // Whiteouts hide only what the layers below put there (the OCI rule): they are
+        // applied first, each at the path it resolves to below this layer.
+        let mut removed = Vec::new();
         for e in &layer.entries {
             match e.item {
                 Item::Whiteout => {
                     let (dir, name) = split_parent(&e.path);
                     let at = child(&self.resolve(dir, true)?, name);
                     self.remove_tree(&at);
+                    removed.push(at);
                 }
                 Item::Opaque => {
                     let at = self.resolve(&e.path, true)?;
                     if matches!(self.objects.get(&at), Some((_, Object::Dir))) || at.is_empty() {
                         self.remove_below(&at);
                     }
+                    removed.push(at);
                 }
                 _ => {}
             }
         }
+        // Engines apply a whiteout where it stands in the archive instead: Docker's naive
+        // applier removes what its own layer wrote before it, its overlay applier fails
+        // on that, and both resolve its parent through symlinks the layer made before it.
+        // Where that gives another result than the OCI rule, the engines disagree with
+        // each other too; real layers never hold such a whiteout, so the archive is
+        // refused rather than guessed at.
+        let mut removed = removed.into_iter();
+        let mut written = std::collections::BTreeSet::<Vec<u8>>::new();
         for e in &layer.entries {
             let object = match &e.item {
-                Item::Whiteout | Item::Opaque => continue,
+                Item::Whiteout => {
+                    let (dir, name) = split_parent(&e.path);
+                    let at = child(&self.resolve(dir, true)?, name);
+                    if removed.next().is_none_or(|before| before != at) {
+                        return Err(FsError::WhiteoutRetargeted(e.path.clone()));
+                    }
+                    let mut below = at.clone();
+                    below.push(b'/');
+                    let hit = written.get(&at).or_else(|| {
+                        written
+                            .range(below.clone()..)
+                            .next()
+                            .filter(|p| p.starts_with(&below))
+                    });
+                    if let Some(p) = hit {
+                        return Err(FsError::WhiteoutAfterEntry(p.clone()));
+                    }
+                    continue;
+                }
+                Item::Opaque => {
+                    let at = self.resolve(&e.path, true)?;
+                    if removed.next().is_none_or(|before| before != at) {
+                        return Err(FsError::WhiteoutRetargeted(e.path.clone()));
+                    }
+                    continue;
+                }
                 Item::File {
                     size,
                     hash,
@@ -271,7 +354,8 @@ impl Fs {
             // A hard link shares its target's mode (one inode).
             let mode = match (&e.item, self.objects.get(&at)) {
                 (Item::Dir, Some((_, Object::Dir))) => {
-                    self.objects.insert(at, (e.mode, Object::Dir));
+                    self.objects.insert(at.clone(), (e.mode, Object::Dir));
+                    written.insert(at);
                     continue;
                 }
                 (Item::HardLink(_), _) => {
@@ -280,12 +364,22 @@ impl Fs {
                         _ => unreachable!(),
                     });
                     let resolved = child(&self.resolve(tdir, true)?, tname);
-                    self.objects.get(&resolved).map_or(e.mode, |(m, _)| *m)
+                    let target_mode = self.objects.get(&resolved).map_or(e.mode, |(m, _)| *m);
+                    if target_mode != e.mode {
+                        return Err(FsError::HardLinkMode {
+                            path: e.path.clone(),
+                            target: resolved,
+                            link: e.mode,
+                            target_mode,
+                        });
+                    }
+                    target_mode
                 }
                 _ => e.mode,
             };
             self.remove_tree(&at);
-            self.objects.insert(at, (mode, object));
+            self.objects.insert(at.clone(), (mode, object));
+            written.insert(at);
         }
         Ok(())
     }
@@ -457,15 +551,79 @@ mod tests {
     }
 
     #[test]
-    fn a_whiteout_does_not_hide_its_own_layer() {
+    fn an_opaque_marker_does_not_hide_its_own_layer() {
         let top = layer(&[
             ("app/b", T::Regular, b"b"),
-            ("app/.wh.b", T::Regular, b""),
             ("app/lib/z", T::Regular, b"z"),
             ("app/lib/.wh..wh..opq", T::Regular, b""),
         ]);
         let fs = fs(&[base(), top]).unwrap();
         assert_eq!(paths(&fs, "/app"), ["a", "b", "lib", "lib/z"]);
+    }
+
+    #[test]
+    fn a_whiteout_after_an_entry_of_its_own_layer_is_refused() {
+        // The OCI spec says a whiteout hides only lower layers; Docker's naive applier
+        // removes what its own layer wrote before it, and its overlay applier fails on
+        // it. Engines disagree, so the image cannot be checked.
+        for (entry, whiteout) in [
+            ("app/b", "app/.wh.b"),
+            ("app/b/c", "app/.wh.b"),
+            ("app/a", "app/.wh.a"),
+        ] {
+            let top = layer(&[(entry, T::Regular, b"b"), (whiteout, T::Regular, b"")]);
+            assert_eq!(
+                fs(&[base(), top]).unwrap_err(),
+                FsError::WhiteoutAfterEntry(entry.as_bytes().to_vec()),
+                "{entry} then {whiteout}"
+            );
+        }
+        // Paths are compared where they resolve: written through a symlinked parent.
+        let alias = layer(&[("app/alias", T::Symlink, b"lib")]);
+        let top = layer(&[
+            ("app/alias/x", T::Regular, b"x"),
+            ("app/lib/.wh.x", T::Regular, b""),
+        ]);
+        assert_eq!(
+            fs(&[base(), alias, top]).unwrap_err(),
+            FsError::WhiteoutAfterEntry(b"app/lib/x".to_vec())
+        );
+        // Before its own layer's entry, or next to an unrelated one, it is the usual case.
+        let top = layer(&[
+            ("app/.wh.a", T::Regular, b""),
+            ("app/a", T::Regular, b"new"),
+            ("app/a-b", T::Regular, b"x"),
+            ("app/ab", T::Regular, b"x"),
+            ("app/.wh.lib", T::Regular, b""),
+        ]);
+        let fs = fs(&[base(), top]).unwrap();
+        assert_eq!(paths(&fs, "/app"), ["a", "a-b", "ab"]);
+    }
+
+    #[test]
+    fn a_whiteout_through_a_symlink_its_own_layer_made_is_refused() {
+        // Below the layer, app/alias/x names nothing; in archive order, app/lib/x.
+        let top = layer(&[
+            ("app/alias", T::Symlink, b"lib"),
+            ("app/alias/.wh.x", T::Regular, b""),
+        ]);
+        assert_eq!(
+            fs(&[base(), top]).unwrap_err(),
+            FsError::WhiteoutRetargeted(b"app/alias/x".to_vec())
+        );
+        let top = layer(&[
+            ("app/alias", T::Symlink, b"lib"),
+            ("app/alias/.wh..wh..opq", T::Regular, b""),
+        ]);
+        assert_eq!(
+            fs(&[base(), top]).unwrap_err(),
+            FsError::WhiteoutRetargeted(b"app/alias".to_vec())
+        );
+        // A symlink from a lower layer resolves the same both ways.
+        let alias = layer(&[("app/alias", T::Symlink, b"lib")]);
+        let top = layer(&[("app/alias/.wh.x", T::Regular, b"")]);
+        let fs = fs(&[base(), alias, top]).unwrap();
+        assert_eq!(paths(&fs, "/app"), ["a", "alias", "lib"]);
     }
 
     #[test]
@@ -485,6 +643,23 @@ mod tests {
             fs(&[base(), bad]),
             Err(FsError::BadHardLink { .. })
         ));
+    }
+
+    #[test]
+    fn a_hard_link_with_another_mode_than_its_target_is_refused() {
+        // One inode: Docker's applier gives both names the link's mode when it can find
+        // the target from its working directory, and leaves them alone when it cannot.
+        let mut top = layer(&[("app/h", T::Link, b"app/a")]);
+        top.entries[0].mode = 0o755;
+        assert_eq!(
+            fs(&[base(), top]).unwrap_err(),
+            FsError::HardLinkMode {
+                path: b"app/h".to_vec(),
+                target: b"app/a".to_vec(),
+                link: 0o755,
+                target_mode: 0o644,
+            }
+        );
     }
 
     #[test]

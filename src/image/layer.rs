@@ -452,6 +452,9 @@ fn read_file<R: Read>(
     let mut buf = vec![0u8; 64 * 1024];
     let mut read = 0u64;
     let mut kept: Option<Vec<u8>> = None;
+    // The first bytes, while fewer than the magic's have come: a decompressor may hand
+    // out a short read (at a gzip member's end), and the magic is decided on whole.
+    let mut head: Option<Vec<u8>> = Some(Vec::new());
     loop {
         let n = entry.read(&mut buf).map_err(corrupt)?;
         if n == 0 {
@@ -459,21 +462,29 @@ fn read_file<R: Read>(
         }
         let chunk = &buf[..n];
         hasher.update(chunk);
-        if read == 0
-            && size <= MAX_LEN
-            && chunk.len() >= MAGIC.len()
-            && chunk[..MAGIC.len()] == MAGIC
-        {
+        read += n as u64;
+        if let Some(k) = &mut kept {
+            k.extend_from_slice(chunk);
+            continue;
+        }
+        let Some(mut first) = head.take() else {
+            continue;
+        };
+        first.extend_from_slice(&chunk[..chunk.len().min(MAGIC.len())]);
+        if first.len() < MAGIC.len() {
+            head = Some(first);
+        } else if first[..MAGIC.len()] == MAGIC && size <= MAX_LEN {
             if size > budget.kept {
                 return Err(LayerError::TooBig("bytes of manifests"));
             }
             budget.kept -= size;
-            kept = Some(Vec::with_capacity(size as usize));
-        }
-        if let Some(k) = &mut kept {
+            // The bytes before this chunk, then the whole chunk.
+            let mut k = Vec::with_capacity(size as usize);
+            let before = (read - n as u64) as usize;
+            k.extend_from_slice(&first[..before]);
             k.extend_from_slice(chunk);
+            kept = Some(k);
         }
-        read += n as u64;
     }
     if read != size {
         return Err(LayerError::Corrupt(format!(
@@ -615,6 +626,29 @@ pub(crate) mod tests {
             assert_eq!(layer.blob_len, bytes.len() as u64);
         }
         assert_eq!(plain.blob_sha256, plain.diff_sha256);
+    }
+
+    #[test]
+    fn a_manifest_split_across_gzip_members_is_kept() {
+        // A multi-member gzip stream may hand out the first bytes of a file in a short
+        // read; the manifest's magic bytes must still be recognised.
+        let mut content = MAGIC.to_vec();
+        content.extend_from_slice(&[1; 100]);
+        let t = tar_of(&[("app/.treeseal", tar::EntryType::Regular, &content)]);
+        let data = t.windows(MAGIC.len()).position(|w| w == MAGIC).unwrap();
+        let mut gz = Vec::new();
+        for part in [&t[..data + 3], &t[data + 3..]] {
+            let mut member =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            io::Write::write_all(&mut member, part).unwrap();
+            gz.extend(member.finish().unwrap());
+        }
+        let layer = read(&gz).unwrap();
+        assert_eq!(layer.diff_sha256, read(&t).unwrap().diff_sha256);
+        match &layer.entries[0].item {
+            Item::File { manifest, .. } => assert_eq!(manifest.as_deref(), Some(&content)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
