@@ -156,15 +156,27 @@ pub fn log_format(flag: Option<&str>, env: Env) -> Result<Format> {
     }
 }
 
+/// A setting's whole number: decimal digits only (surrounding whitespace aside), so that
+/// `+4`, `-0` or `4k` are refused rather than read as something the user may not mean.
+pub fn whole_number(text: &str) -> Option<u64> {
+    let digits = text.trim();
+    match !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        true => digits.parse().ok(),
+        false => None,
+    }
+}
+
 /// The worker thread count: the flag, else `TREESEAL_THREADS`, else 0, which means the
 /// pool's default width (see [`crate::pool`]: wide for reads, hashing on the CPUs this
 /// process may use). A count asked for must lie in `1..=`[`crate::pool::MAX_THREADS`].
 pub fn thread_count(flag: Option<usize>, env: Env) -> Result<usize> {
     let n = match (flag, var(env, "TREESEAL_THREADS")?) {
         (Some(n), _) => n,
-        (None, Some(text)) => text.parse().map_err(|_| {
-            Error::Usage(format!("TREESEAL_THREADS={text:?} is not a whole number"))
-        })?,
+        (None, Some(text)) => whole_number(&text)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                Error::Usage(format!("TREESEAL_THREADS={text:?} is not a whole number"))
+            })?,
         (None, None) => return Ok(0),
     };
     crate::pool::check_count(n).map_err(|e| Error::Usage(e.to_string()))
@@ -590,7 +602,8 @@ mod tests {
             |v: &'static str| move |n: &str| (n == "TREESEAL_THREADS").then(|| OsString::from(v));
         assert_eq!(thread_count(None, &env("3")).unwrap(), 3);
         assert_eq!(thread_count(Some(2), &env("3")).unwrap(), 2);
-        for bad in ["", "x", "0", "-1", "257"] {
+        assert_eq!(thread_count(None, &env(" 5 ")).unwrap(), 5);
+        for bad in ["", "x", "0", "-1", "257", "+4", "4k", "0x4", "4 4"] {
             assert!(thread_count(None, &env(bad)).is_err(), "{bad:?}");
         }
         assert!(thread_count(Some(0), &|_: &str| None).is_err());

@@ -113,8 +113,8 @@ impl Pace {
 
 /// A whole number from 1 to `max`, or an error naming where it came from.
 fn number(origin: &str, text: &str, unit: &str, max: u64) -> Result<u64> {
-    match text.trim().parse::<u64>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
+    match gate::whole_number(text) {
+        Some(n) if (1..=max).contains(&n) => Ok(n),
         _ => Err(Error::Usage(format!(
             "{origin}={text:?} is not a whole number of {unit} from 1 to {max}"
         ))),
@@ -876,6 +876,8 @@ mod tests {
             " ",
             "0",
             "-5",
+            "+5",
+            "5ms",
             "1.5",
             "fast",
             "60001",
