@@ -646,6 +646,19 @@ mod tests {
         }
     }
 
+    /// A shared, writable mapping of `path`, a file of the test's own.
+    #[allow(unsafe_code)]
+    fn map_shared(path: &Path) -> memmap2::MmapMut {
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        // SAFETY: the mapping is of a file this test owns, and nothing else maps or
+        // truncates it while the test runs.
+        unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap()
+    }
+
     fn stamp(path: &Path) -> (i64, i64, i64, i64) {
         use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(path).unwrap();
@@ -656,7 +669,6 @@ mod tests {
     /// moving mtime or ctime (tmpfs keeps them for good). The stamp check cannot see it;
     /// the content slice finds it within the bound, and on a small tree by the next probe.
     #[test]
-    #[allow(unsafe_code)]
     fn a_write_through_a_mapped_page_that_moves_no_timestamp_is_found() {
         let files: Vec<(String, String)> = (0..6)
             .map(|i| (format!("f{i}"), format!("content {i}\n")))
@@ -664,14 +676,7 @@ mod tests {
         let files: Vec<(&str, &str)> = files.iter().map(|(p, c)| (&**p, &**c)).collect();
         let fx = Fixture::new(Path::new("/dev/shm"), &files);
         let target = fx.root().join("f3");
-        let file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .open(&target)
-            .unwrap();
-        // SAFETY: the mapping is of a file this test owns and nothing else maps or
-        // truncates while the test runs.
-        let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+        let mut map = map_shared(&target);
         // The first write stores the sealed byte again: the page is now dirty and
         // writable, the content still the sealed one, so `run` passes.
         let sealed = std::hint::black_box(map[0]);
@@ -719,20 +724,12 @@ mod tests {
     /// change that moves no timestamp in its last piece is found when its hash completes,
     /// within the bound the first probe states.
     #[test]
-    #[allow(unsafe_code)]
     fn a_large_file_is_hashed_a_piece_per_probe_and_a_change_in_it_is_found() {
         let len = 2 * PIECE_LEN as usize + 100;
         let big: String = (0..len).map(|i| (b'a' + (i % 23) as u8) as char).collect();
         let fx = Fixture::new(Path::new("/dev/shm"), &[("big", &big), ("small", "s\n")]);
         let target = fx.root().join("big");
-        let file = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .open(&target)
-            .unwrap();
-        // SAFETY: the mapping is of a file this test owns and nothing else maps or
-        // truncates while the test runs.
-        let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+        let mut map = map_shared(&target);
         let last = len - 1;
         let sealed = std::hint::black_box(map[last]);
         map[last] = sealed; // dirty the page; the content is still the sealed one
