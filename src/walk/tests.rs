@@ -1,0 +1,183 @@
+//! Unit tests of [`super`].
+
+use super::*;
+use crate::beneath::{kind_now, Root};
+use crate::hash::Hashed;
+use nix::fcntl::AT_FDCWD;
+
+/// Makes `depth` nested directories named `name` below `dir` with relative `mkdir` +
+/// `openat` (the absolute path soon exceeds `PATH_MAX`), and a file at the bottom.
+fn deep(dir: &Path, name: &str, depth: usize) -> Vec<u8> {
+    let mut fd = openat(
+        AT_FDCWD,
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY,
+        Mode::empty(),
+    )
+    .unwrap();
+    let mut rel = Vec::new();
+    for _ in 0..depth {
+        nix::sys::stat::mkdirat(&fd, name, Mode::from_bits_truncate(0o755)).unwrap();
+        fd = openat(&fd, name, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        rel.extend_from_slice(name.as_bytes());
+        rel.push(b'/');
+    }
+    let file = openat(
+        &fd,
+        "leaf",
+        OFlag::O_WRONLY | OFlag::O_CREAT,
+        Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    nix::unistd::write(&file, b"deep").unwrap();
+    rel.extend_from_slice(b"leaf");
+    rel
+}
+
+#[test]
+fn paths_longer_than_path_max_are_walked_and_hashed() {
+    let t = tempfile::tempdir().unwrap();
+    let leaf = deep(t.path(), &"d".repeat(100), 60);
+    assert!(join(t.path(), &leaf).as_os_str().len() > 6000);
+    let found: Vec<_> = walk(t.path(), &Matcher::new(&[]).unwrap())
+        .unwrap()
+        .collect();
+    assert_eq!(found.len(), 61);
+    assert_eq!(*found[60].path, *leaf);
+    assert_eq!((found[60].kind, found[60].size), (Kind::File, 4));
+    assert_eq!(
+        Root::open(t.path()).unwrap().hash_file(&leaf, 4).unwrap(),
+        Hashed::File {
+            hash: *blake3::hash(b"deep").as_bytes(),
+            size: 4
+        }
+    );
+    assert_eq!(kind_now(t.path(), &leaf).unwrap(), Kind::File);
+    let parent = &leaf[..leaf.len() - 5];
+    assert_eq!(kind_now(t.path(), parent).unwrap(), Kind::Dir);
+}
+
+/// Records the paths it is handed, and hashes them.
+struct Recorder(std::sync::Mutex<Vec<Vec<u8>>>);
+
+impl Visitor for Recorder {
+    type Out = Hashed;
+    type Cursor = Vec<u8>;
+    fn cursor(&self, _: &[u8]) -> Vec<u8> {
+        Vec::new()
+    }
+    fn wants(&self, last: &mut Vec<u8>, path: &[u8]) -> bool {
+        // Names come in order within a cursor.
+        assert!(path_order(last, path).is_lt());
+        *last = path.to_vec();
+        path != b"big/skip"
+    }
+    fn visit(
+        &self,
+        last: &mut Vec<u8>,
+        path: &[u8],
+        file: std::fs::File,
+        meta: &FileStat,
+    ) -> Option<Hashed> {
+        assert_eq!(*last, path);
+        self.0.lock().unwrap().push(path.to_vec());
+        let len = meta.st_size as u64;
+        crate::hash::hash_regular(file, len, len).ok()
+    }
+}
+
+#[test]
+fn regular_files_and_only_those_are_visited_in_large_directories_too() {
+    let t = tempfile::tempdir().unwrap();
+    let big = t.path().join("big");
+    std::fs::create_dir(&big).unwrap();
+    for i in 0..3 * PARALLEL_NAMES {
+        std::fs::write(big.join(format!("{i:04}")), i.to_string()).unwrap();
+    }
+    std::fs::write(big.join("skip"), b"not visited").unwrap();
+    nix::unistd::mkfifo(&big.join("fifo"), Mode::from_bits_truncate(0o644)).unwrap();
+    std::os::unix::fs::symlink("0001", big.join("link")).unwrap();
+    std::fs::write(t.path().join("ignored"), b"x").unwrap();
+    let recorder = Recorder(Default::default());
+    let m = Matcher::new(&["ignored".to_string()]).unwrap();
+    let found: Vec<_> = walk_with(t.path(), &m, &recorder, &|_| true)
+        .unwrap()
+        .collect();
+    // big, its numbered files, fifo, link, skip.
+    assert_eq!(found.len(), 1 + 3 * PARALLEL_NAMES + 3);
+    let mut visited = recorder.0.into_inner().unwrap();
+    visited.sort();
+    assert_eq!(visited.len(), 3 * PARALLEL_NAMES);
+    for f in &found {
+        let visited = visited.binary_search(&f.path.to_vec()).is_ok();
+        assert_eq!(visited, f.check.is_some(), "{:?}", f.path);
+        match &*f.path {
+            b"big/fifo" => assert_eq!(f.kind, Kind::Fifo),
+            b"big/link" => assert_eq!((f.kind, &*f.target), (Kind::Symlink, &b"0001"[..])),
+            b"big/skip" => assert_eq!((f.kind, f.size), (Kind::File, 11)),
+            b"big" => assert_eq!(f.kind, Kind::Dir),
+            p => {
+                let i: usize = std::str::from_utf8(&p[4..]).unwrap().parse().unwrap();
+                let content = i.to_string();
+                assert_eq!(f.size, content.len() as u64);
+                assert_eq!(
+                    f.check,
+                    Some(Hashed::File {
+                        hash: *blake3::hash(content.as_bytes()).as_bytes(),
+                        size: content.len() as u64
+                    })
+                );
+            }
+        }
+    }
+    // The metadata-only walk finds the same objects.
+    let plain: Vec<_> = walk(t.path(), &m).unwrap().collect();
+    let strip = |f: &Found<Hashed>| (f.path.clone(), f.kind, f.mode, f.size, f.stamp);
+    let plain: Vec<_> = plain
+        .iter()
+        .map(|f| (f.path.clone(), f.kind, f.mode, f.size, f.stamp))
+        .collect();
+    assert_eq!(found.iter().map(strip).collect::<Vec<_>>(), plain);
+}
+
+#[test]
+fn a_directory_outside_the_range_is_handed_out_but_not_listed() {
+    let t = tempfile::tempdir().unwrap();
+    for f in ["a/x", "b/y", "b/z/w", "c"] {
+        let p = t.path().join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, f).unwrap();
+    }
+    let m = Matcher::new(&[]).unwrap();
+    let paths = |keep: &(dyn Fn(&[u8]) -> bool + Sync)| -> Vec<String> {
+        walk_within(t.path(), &m, keep)
+            .unwrap()
+            .map(|f| String::from_utf8(f.path.into_vec()).unwrap())
+            .collect()
+    };
+    assert_eq!(
+        paths(&|_| true),
+        ["a", "a/x", "b", "b/y", "b/z", "b/z/w", "c"]
+    );
+    assert_eq!(paths(&|d| d != b"b"), ["a", "a/x", "b", "c"]);
+    assert_eq!(
+        paths(&|d| d != b"b/z"),
+        ["a", "a/x", "b", "b/y", "b/z", "c"]
+    );
+}
+
+#[test]
+fn thousands_of_levels_do_not_overflow_the_stack() {
+    let t = tempfile::tempdir().unwrap();
+    let leaf = deep(t.path(), "d", 2500);
+    let found: Vec<_> = walk(t.path(), &Matcher::new(&[]).unwrap())
+        .unwrap()
+        .collect();
+    assert_eq!(found.len(), 2501);
+    assert_eq!(*found.last().unwrap().path, *leaf);
+    // An exception deep down: the excluded directories are walked into, and kept only
+    // because something below them is.
+    let rule = format!("!{}", String::from_utf8_lossy(&leaf));
+    let m = Matcher::new(&["d".to_string(), rule]).unwrap();
+    assert_eq!(walk(t.path(), &m).unwrap().count(), 2501);
+}
