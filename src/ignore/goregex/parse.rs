@@ -127,6 +127,35 @@ impl Parser {
         self.chars[from..to.min(self.chars.len())].iter().collect()
     }
 
+    /// Applies the repetition operator `op` (`*`, `+`, `?` or a count; it starts at
+    /// `start` and ends at `self.pos`) to the last node of the open alternative. Go accepts
+    /// one `?` after an operator (non-greedy; it changes nothing for a yes/no match) and
+    /// refuses a repeat of a repeat and a repeat of nothing.
+    fn repeat_last(
+        &mut self,
+        frames: &mut [Vec<Vec<Node>>],
+        start: usize,
+        op: &str,
+        after_repeat: bool,
+        wrap: impl FnOnce(Box<Node>) -> Node,
+    ) -> Result<(), String> {
+        if self.peek_at(0) == Some('?') {
+            self.pos += 1;
+        }
+        if after_repeat {
+            return Err(format!(
+                "invalid nested repetition operator `{}`",
+                self.text(start, self.pos)
+            ));
+        }
+        let frame = current(frames)?;
+        let Some(last) = frame.pop() else {
+            return Err(format!("missing argument to repetition operator `{op}`"));
+        };
+        frame.push(wrap(Box::new(last)));
+        Ok(())
+    }
+
     /// Parse the whole expression into a sequence.
     pub(super) fn parse(&mut self) -> Result<Vec<Node>, String> {
         // One frame per open group, each a list of alternatives (the last one is open).
@@ -170,22 +199,9 @@ impl Parser {
                         {
                             return Err(format!("invalid repeat count `{text}`"));
                         }
-                        if self.peek_at(0) == Some('?') {
-                            self.pos += 1;
-                        }
-                        if after_repeat {
-                            return Err(format!(
-                                "invalid nested repetition operator `{}`",
-                                self.text(start, self.pos)
-                            ));
-                        }
-                        let frame = current(&mut frames)?;
-                        let Some(last) = frame.pop() else {
-                            return Err(format!(
-                                "missing argument to repetition operator `{text}`"
-                            ));
-                        };
-                        frame.push(Node::Counted(Box::new(last), min, max));
+                        self.repeat_last(&mut frames, start, &text, after_repeat, |last| {
+                            Node::Counted(last, min, max)
+                        })?;
                         repeated = true;
                         None
                     }
@@ -203,22 +219,10 @@ impl Parser {
                         '+' => Repeat::Plus,
                         _ => Repeat::Quest,
                     };
-                    // Go accepts one `?` after an operator (non-greedy); it changes
-                    // nothing for a yes/no match.
-                    if self.peek_at(0) == Some('?') {
-                        self.pos += 1;
-                    }
-                    if after_repeat {
-                        return Err(format!(
-                            "invalid nested repetition operator `{}`",
-                            self.text(start, self.pos)
-                        ));
-                    }
-                    let frame = current(&mut frames)?;
-                    let Some(last) = frame.pop() else {
-                        return Err(format!("missing argument to repetition operator `{c}`"));
-                    };
-                    frame.push(Node::Repeat(Box::new(last), op));
+                    let text = c.to_string();
+                    self.repeat_last(&mut frames, start, &text, after_repeat, |last| {
+                        Node::Repeat(last, op)
+                    })?;
                     repeated = true;
                     None
                 }
