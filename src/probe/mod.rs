@@ -426,31 +426,16 @@ fn hash_piece(
         return Ok(Piece::Done(0));
     };
     let io_error = |e| Error::io("read", &beneath::join(root, &entry.path), e);
-    let not_regular = || What::Type {
-        expected: Kind::File,
-        found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
+    let (file, meta) = match open_sealed_file(root, dir, &entry.path)? {
+        Ok(opened) => opened,
+        Err(what) => return Ok(Piece::Differs(what)),
     };
-    let file = match dir.open_file(&entry.path) {
-        Ok(Some(file)) => file,
-        Ok(None) => return Ok(Piece::Differs(not_regular())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(Piece::Differs(What::Missing {
-                kind: Kind::File,
-                below: 0,
-            }))
-        }
-        Err(e) => return Err(io_error(e)),
-    };
-    let meta = file.metadata().map_err(io_error)?;
     let changed_size = |found_size| {
         Piece::Differs(What::Content {
             expected_size: *size,
             found_size,
         })
     };
-    if !meta.file_type().is_file() {
-        return Ok(Piece::Differs(not_regular()));
-    }
     if meta.len() != *size {
         return Ok(changed_size(meta.len()));
     }
@@ -497,25 +482,10 @@ fn hash_entry(
     let Node::File { size, hash } = &entry.node else {
         return Ok(Ok(None));
     };
-    let io_error = |e| Error::io("read", &beneath::join(root, &entry.path), e);
-    let not_regular = || What::Type {
-        expected: Kind::File,
-        found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
+    let (file, meta) = match open_sealed_file(root, dir, &entry.path)? {
+        Ok(opened) => opened,
+        Err(what) => return Ok(Err(what)),
     };
-    let missing = What::Missing {
-        kind: Kind::File,
-        below: 0,
-    };
-    let file = match dir.open_file(&entry.path) {
-        Ok(Some(file)) => file,
-        Ok(None) => return Ok(Err(not_regular())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Err(missing)),
-        Err(e) => return Err(io_error(e)),
-    };
-    let meta = file.metadata().map_err(io_error)?;
-    if !meta.file_type().is_file() {
-        return Ok(Err(not_regular()));
-    }
     let stamp = Stamp::of_metadata(&meta);
     Ok(match hash::hash_opened(file, *size) {
         Ok(Hashed::File { hash: h, size: s }) if h == *hash && s == *size => Ok(stamp),
@@ -523,9 +493,43 @@ fn hash_entry(
             expected_size: *size,
             found_size: found,
         }),
-        Ok(Hashed::NotRegular) => Err(not_regular()),
-        Err(e) => return Err(io_error(e)),
+        Ok(Hashed::NotRegular) => Err(not_regular(root, &entry.path)),
+        Err(e) => return Err(Error::io("read", &beneath::join(root, &entry.path), e)),
     })
+}
+
+/// Opens the sealed regular file at `rel` beneath `dir` and `fstat`s it: `Err` with what
+/// differs when it is gone or is not a regular file any more.
+fn open_sealed_file(
+    root: &Path,
+    dir: &Root,
+    rel: &[u8],
+) -> Result<std::result::Result<(std::fs::File, std::fs::Metadata), What>> {
+    let io_error = |e| Error::io("read", &beneath::join(root, rel), e);
+    let file = match dir.open_file(rel) {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(Err(not_regular(root, rel))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Err(What::Missing {
+                kind: Kind::File,
+                below: 0,
+            }))
+        }
+        Err(e) => return Err(io_error(e)),
+    };
+    let meta = file.metadata().map_err(io_error)?;
+    match meta.file_type().is_file() {
+        true => Ok(Ok((file, meta))),
+        false => Ok(Err(not_regular(root, rel))),
+    }
+}
+
+/// A sealed file found replaced by something else: what is there now, if it can be told.
+fn not_regular(root: &Path, rel: &[u8]) -> What {
+    What::Type {
+        expected: Kind::File,
+        found: beneath::kind_now(root, rel).unwrap_or(Kind::File),
+    }
 }
 
 /// `stamps` (sorted by entry index) with `fresh` (any order) put in: a fresh stamp
