@@ -22,8 +22,9 @@
 //! that made it ends, pass or fail (a drop guard); images shared by the tests are removed
 //! by the last test to end. Leftovers of runs that were killed are removed by the next run.
 
+mod common;
+
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -52,21 +53,7 @@ fn run_id() -> &'static str {
 /// Whether the tests can run here; otherwise says so loudly (or fails under CI).
 fn ready(test: &str) -> bool {
     static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    match CHECK.get_or_init(check_environment) {
-        Ok(()) => true,
-        Err(why) => {
-            if std::env::var("TREESEAL_REQUIRE_DOCKER").as_deref() == Ok("1") {
-                panic!("{why}; TREESEAL_REQUIRE_DOCKER=1, so this is a failure, not a skip");
-            }
-            // Straight to the file descriptor: libtest captures eprintln! of passing tests.
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {why}: the Docker test `{test}` did NOT run \
-                 (set TREESEAL_REQUIRE_DOCKER=1 to make this a failure)"
-            );
-            false
-        }
-    }
+    common::engine_ready(CHECK.get_or_init(check_environment), "Docker", test)
 }
 
 fn check_environment() -> Result<(), String> {

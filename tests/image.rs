@@ -7,8 +7,9 @@
 //! Every image is named `treeseal-image-test-<pid>-...` and removed when its test ends.
 #![cfg(feature = "image")]
 
+mod common;
+
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -37,19 +38,7 @@ fn ready(test: &str) -> bool {
         }
         Ok(())
     });
-    match check {
-        Ok(()) => true,
-        Err(why) => {
-            if std::env::var("TREESEAL_REQUIRE_DOCKER").as_deref() == Ok("1") {
-                panic!("{why}; TREESEAL_REQUIRE_DOCKER=1, so this is a failure, not a skip");
-            }
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {why}: the image test `{test}` did NOT run"
-            );
-            false
-        }
-    }
+    common::engine_ready(check, "image", test)
 }
 
 fn text(out: &Output) -> (String, String) {

@@ -169,3 +169,25 @@ pub fn verify(dir: &Path, extra: &[&str]) -> Run {
     args.extend(extra.iter().map(OsStr::new));
     ts(args)
 }
+
+/// Whether a test that needs the engine can run, given what checking the machine found:
+/// without what it needs the test says so loudly on stderr and is skipped, and under CI
+/// (`TREESEAL_REQUIRE_DOCKER=1`) that is a failure instead.
+pub fn engine_ready(check: &Result<(), String>, kind: &str, test: &str) -> bool {
+    use std::io::Write;
+    match check {
+        Ok(()) => true,
+        Err(why) => {
+            if std::env::var("TREESEAL_REQUIRE_DOCKER").as_deref() == Ok("1") {
+                panic!("{why}; TREESEAL_REQUIRE_DOCKER=1, so this is a failure, not a skip");
+            }
+            // Straight to the file descriptor: libtest captures eprintln! of passing tests.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {why}: the {kind} test `{test}` did NOT run \
+                 (set TREESEAL_REQUIRE_DOCKER=1 to make this a failure)"
+            );
+            false
+        }
+    }
+}
