@@ -26,7 +26,7 @@ use crate::beneath;
 use crate::error::{Error, Result};
 use crate::escape::escape;
 use crate::hash::Hashed;
-use crate::ignore::{Decision, Matcher};
+use crate::ignore::Matcher;
 use crate::manifest::Manifest;
 use crate::tree::{count_below, is_below, path_order, Entry, Kind, ModePolicy, Node};
 use crate::walk::{self, Found, Stamp};
@@ -656,20 +656,5 @@ fn allowed_extra<C>(options: &Options, f: &Found<C>) -> bool {
     options
         .allow_extra
         .as_ref()
-        .is_some_and(|m| excluded_by(m, &f.path, f.kind == Kind::Dir))
-}
-
-/// Whether `matcher` excludes `path`, deciding its ancestors top-down as the walker would.
-pub fn excluded_by(matcher: &Matcher, path: &[u8], is_dir: bool) -> bool {
-    let mut state = matcher.root_state();
-    let mut start = 0;
-    while let Some(slash) = path[start..].iter().position(|&c| c == b'/') {
-        let end = start + slash;
-        match matcher.decide(&path[..end], true, &state) {
-            Decision::Exclude => return true,
-            Decision::Include(s) | Decision::Descend(s) => state = s,
-        }
-        start = end + 1;
-    }
-    !matches!(matcher.decide(path, is_dir, &state), Decision::Include(_))
+        .is_some_and(|m| m.excludes(&f.path, f.kind == Kind::Dir))
 }

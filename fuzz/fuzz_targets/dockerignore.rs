@@ -8,7 +8,8 @@
 //! Invariants checked besides "no panic, no hang":
 //! - every error message is one line;
 //! - a file is never `Descend`ed into, and a file's `Include` carries no state;
-//! - `verify::excluded_by` (used for `--allow-extra`) agrees with the top-down walk;
+//! - `Matcher::excludes` (used for `--allow-extra` and lock's manifest check) agrees with
+//!   the top-down walk;
 //! - `literal_pattern` of each derived path (when UTF-8) compiles and excludes that path,
 //!   as a pattern and as a `.dockerignore` line, and nothing else of the paths tried.
 #![no_main]
@@ -70,9 +71,9 @@ fn check_path(m: &Matcher, path: &[u8]) {
         let walked = walk_decide(m, path, is_dir);
         let included = matches!(walked, Some(Decision::Include(_)));
         assert_eq!(
-            treeseal::verify::excluded_by(m, path, is_dir),
+            m.excludes(path, is_dir),
             !included,
-            "excluded_by disagrees with the walk for {:?}",
+            "Matcher::excludes disagrees with the walk for {:?}",
             String::from_utf8_lossy(path)
         );
     }

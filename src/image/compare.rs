@@ -9,7 +9,7 @@ use crate::diff::{self, Change};
 use crate::ignore::Matcher;
 use crate::manifest::{Manifest, Origin};
 use crate::tree::{Entry, Kind, ModePolicy};
-use crate::verify::{excluded_by, Difference, Report, What};
+use crate::verify::{Difference, Report, What};
 
 /// Compares `found` (the image's tree, already selected under the manifest's rules) with
 /// `manifest`. Extra paths matching `allow_extra` are not differences.
@@ -29,7 +29,7 @@ pub fn compare(manifest: &Manifest, found: Vec<Entry>, allow_extra: Option<&Matc
                     below: *below,
                 },
                 Change::Added { kind, below, path } => {
-                    if allow_extra.is_some_and(|m| excluded_by(m, path, *kind == Kind::Dir)) {
+                    if allow_extra.is_some_and(|m| m.excludes(path, *kind == Kind::Dir)) {
                         return None;
                     }
                     What::Extra {
