@@ -473,6 +473,7 @@ pub fn check(config: &Config, mut snapshot: Option<Snapshot>) -> Result<Outcome>
             allow_extra: allow_extra.clone(),
             trusted,
             window: None,
+            stamps: true,
         };
         let report = verify::verify(&tree.root, &manifest, &options)?;
         if !report.is_equal() {

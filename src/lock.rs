@@ -152,8 +152,10 @@ impl walk::Visitor for Hasher {
 
 /// Walks and hashes `root` under `rules`, returning the manifest of what is there now.
 pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
-    let walk = walk::walk_with(root, &matcher(&rules)?, &Hasher, &|_| true)?;
-    let entries = seal(root, walk)?;
+    let matcher = matcher(&rules)?;
+    let entries = walk::walk_with(root, &matcher, &Hasher, &|_| true, |found| {
+        seal(root, found)
+    })??;
     Ok(Manifest {
         rules,
         origin,
@@ -161,12 +163,12 @@ pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
     })
 }
 
-/// Turns walked objects into entries as they come (the walk's listings are freed as they
-/// are consumed, so the tree is not held twice), then hashes in parallel the regular files
+/// Turns walked objects into entries as they come (the walk streams the tree, so it is
+/// never held twice), then hashes in parallel the regular files
 /// that the walk did not hash. Of several files that cannot be hashed, the first in path
 /// order is reported, whatever the thread count.
-pub fn seal(root: &Path, found: walk::Walk<Hashed>) -> Result<Vec<Entry>> {
-    let mut entries = Vec::with_capacity(found.len_bound());
+fn seal(root: &Path, found: impl Iterator<Item = walk::Found<Hashed>>) -> Result<Vec<Entry>> {
+    let mut entries = Vec::new();
     // Entries whose file the walk did not hash: their node is set below.
     let mut left = Vec::new();
     for f in found {

@@ -154,6 +154,9 @@ pub struct Options {
     /// every path, extra ones included. Files that would be hashed are listed in
     /// [`Report::unhashed`] instead (the budgeted healthcheck decides when to hash them).
     pub window: Option<Range<usize>>,
+    /// Collect [`Report::stamps`] (for a snapshot). Off, the report has none, and a
+    /// 1M-file tree's check needs 40 MB less.
+    pub stamps: bool,
 }
 
 /// The outcome of a verification.
@@ -171,8 +174,8 @@ pub struct Report {
     pub bytes_hashed: u64,
     /// Regular files trusted from the snapshot without hashing.
     pub files_trusted: u64,
-    /// For every regular file hashed and found equal: (manifest entry index, its metadata
-    /// stamp), sorted by index — the snapshot a later cheap check compares against. Files
+    /// With [`Options::stamps`], for every regular file hashed and found equal: (manifest
+    /// entry index, its metadata stamp), sorted by index — the snapshot a later cheap check compares against. Files
     /// trusted from [`Options::trusted`] are not repeated here, nor are files whose times
     /// are out of range for a stamp (they are hashed every time).
     pub stamps: Vec<(u32, Stamp)>,
@@ -188,17 +191,16 @@ impl Report {
     }
 }
 
-/// A comparison that needs hashing: the manifest entry's index, and the file's stamp
-/// (none when its times are out of range: such a file is never trusted later). `done`
-/// when the walk hashed it already (and found it equal, or noted the difference).
+/// A file the walk did not hash (it could not open it, it changed while read, or fail-fast
+/// let it go): the manifest entry's index, and the file's stamp (none when its times are
+/// out of range: such a file is never trusted later).
 struct Job {
     index: u32,
     stamp: Option<Stamp>,
-    done: bool,
 }
 
 /// What hashing a file during the walk found. One byte, so that it fits in the padding
-/// of a walked object: the walk holds one per entry.
+/// of a walked object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Checked {
     /// Its content is the sealed content.
@@ -361,9 +363,8 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         first: &first,
         hash: options.window.is_none(),
     };
-    // Consumed as it is merged. The walk holds every directory's listing before the first
-    // object comes out, and frees each listing as it is handed out: the tree is never
-    // held twice, but it is held once, in full, at the start.
+    // Merged as it is walked: the walk streams the tree, listing only so far ahead of
+    // the merge, so the tree is never held whole.
     let range = options.window.clone().unwrap_or(0..expected.len());
     let end = range.end.min(expected.len());
     let lo = (range.start > 0).then(|| &*expected[range.start.min(end)].path);
@@ -375,12 +376,177 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         hi.is_none_or(|h| before(d, Some(h)))
             && (!before(d, lo) || lo.is_some_and(|l| is_below(l, d)))
     };
-    let mut found = walk::walk_with(root, &matcher, &checker, &list_dir)?
-        .filter(|f| in_range(&f.path))
-        .peekable();
     let root_dir = beneath::Root::open(root)?;
+    let merged = walk::walk_with(root, &matcher, &checker, &list_dir, |found| {
+        let found = found.filter(|f| in_range(&f.path)).peekable();
+        merge(expected, range.start..end, policy, options, found)
+    })?;
+    let Merged {
+        mut diffs,
+        jobs,
+        last_job,
+        walk_diffs,
+        hashed,
+        bytes,
+        files_trusted,
+        mut stamps,
+    } = merged;
 
-    // Merge the two sorted lists.
+    if options.window.is_some() {
+        diffs.sort_by_key(|d| d.0);
+        return Ok(Report {
+            differences: diffs.into_iter().map(|(_, d)| d).collect(),
+            complete: true,
+            entries: end - range.start,
+            files_trusted,
+            unhashed: jobs.iter().map(|j| j.index).collect(),
+            ..Report::default()
+        });
+    }
+
+    // Hash the rest in parallel; unless all differences are wanted, jobs after the first
+    // difference are skipped.
+    if !options.all {
+        let known = diffs
+            .iter()
+            .map(|d| d.0)
+            .chain(walk_diffs.iter().map(|d| d.0))
+            .min();
+        first.fetch_min(known.unwrap_or(usize::MAX), AtomicOrdering::Relaxed);
+    }
+    // Only failures are collected; successes are counted. (One outcome per file would
+    // cost ~100 bytes per file: 15 MB on a 150k-file tree.)
+    let (hashed, bytes) = (AtomicU64::new(hashed), AtomicU64::new(bytes));
+    let check = |job: &Job| {
+        let (seq, entry) = (position(job.index as usize), &expected[job.index as usize]);
+        if !options.all && seq > first.load(AtomicOrdering::Relaxed) {
+            return None;
+        }
+        hashed.fetch_add(1, AtomicOrdering::Relaxed);
+        let what = match root_dir.hash_file(&entry.path, entry.node.size()) {
+            Ok(Hashed::File { hash, size }) => match &entry.node {
+                Node::File {
+                    hash: want,
+                    size: want_size,
+                } if *want == hash && *want_size == size => {
+                    bytes.fetch_add(size, AtomicOrdering::Relaxed);
+                    return None;
+                }
+                _ => Ok(What::Content {
+                    expected_size: entry.node.size(),
+                    found_size: size,
+                }),
+            },
+            Ok(Hashed::NotRegular) => Ok(What::Type {
+                expected: Kind::File,
+                // Whatever replaced it; if even that cannot be looked at, it is
+                // still not the file that was sealed.
+                found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(What::Missing {
+                kind: Kind::File,
+                below: 0,
+            }),
+            Err(e) => Err(Error::io("read", &beneath::join(root, &entry.path), e)),
+        };
+        if !options.all {
+            first.fetch_min(seq, AtomicOrdering::Relaxed);
+        }
+        let path = entry.path.clone();
+        Some((seq, what.map(|what| Difference { path, what })))
+    };
+    let bytes_to_hash = jobs
+        .iter()
+        .map(|j| expected[j.index as usize].node.size())
+        .sum();
+    let pool = crate::pool::worth_threads(jobs.len(), bytes_to_hash).then(crate::pool::workers);
+    let mut failures: Vec<(usize, Result<Difference>)> = match pool.flatten() {
+        Some(pool) => pool.install(|| jobs.par_iter().filter_map(check).collect()),
+        None => jobs.iter().filter_map(check).collect(),
+    };
+    failures.extend(walk_diffs);
+
+    let mut report = Report {
+        entries: expected.len(),
+        files_hashed: hashed.into_inner(),
+        bytes_hashed: bytes.into_inner(),
+        files_trusted,
+        ..Report::default()
+    };
+    let mut error: Option<(usize, Error)> = None;
+    let mut hashed_diffs = Vec::new();
+    for (seq, failure) in failures {
+        match failure {
+            Ok(d) => hashed_diffs.push((seq, d)),
+            Err(e) => {
+                if error.as_ref().is_none_or(|(s, _)| seq < *s) {
+                    error = Some((seq, e));
+                }
+            }
+        }
+    }
+    let first_seq = diffs
+        .iter()
+        .chain(&hashed_diffs)
+        .map(|d| d.0)
+        .min()
+        .unwrap_or(usize::MAX);
+    if let Some((seq, e)) = error {
+        if seq < first_seq {
+            return Err(e);
+        }
+    }
+    // Which files after the first difference were hashed depends on thread timing; so
+    // that the report does not, fail-fast keeps only the hashed differences at the first
+    // position, and says the count is a lower bound when any file after it went unchecked.
+    if !options.all {
+        hashed_diffs.retain(|d| d.0 == first_seq);
+    }
+    report.complete = options.all || last_job.is_none_or(|j| position(j as usize) <= first_seq);
+    diffs.extend(hashed_diffs);
+    // A stable sort keeps a mode difference before a content difference at the same path.
+    diffs.sort_by_key(|d| d.0);
+    report.differences = diffs.into_iter().map(|(_, d)| d).collect();
+    if report.differences.is_empty() && options.stamps {
+        // Both lists are sorted by index.
+        let hashed_here = jobs.into_iter().filter_map(|j| Some((j.index, j.stamp?)));
+        stamps.extend(hashed_here);
+        stamps.sort_unstable_by_key(|(index, _)| *index);
+        report.stamps = stamps;
+    }
+    Ok(report)
+}
+
+/// What the merge of the manifest with the walk found, before the hashing of the files
+/// the walk did not hash.
+struct Merged {
+    /// Differences metadata decided, with their positions.
+    diffs: Vec<(usize, Difference)>,
+    /// The files left to hash, in path order.
+    jobs: Vec<Job>,
+    /// The index of the last file compared or left to hash (every job, and every file
+    /// the walk hashed), to tell whether fail-fast left any comparison out.
+    last_job: Option<u32>,
+    /// Differences the walk's hashing found, kept like those of the hashing after it.
+    walk_diffs: Vec<(usize, Result<Difference>)>,
+    /// Files the walk hashed and found equal, and their bytes.
+    hashed: u64,
+    bytes: u64,
+    /// Files trusted from the snapshot.
+    files_trusted: u64,
+    /// With [`Options::stamps`], the stamps of the files the walk found equal, by index.
+    stamps: Vec<(u32, Stamp)>,
+}
+
+/// Merges the manifest's entries in `range` with the walked objects, both in path order.
+fn merge(
+    expected: &[Entry],
+    range: Range<usize>,
+    policy: ModePolicy,
+    options: &Options,
+    mut found: std::iter::Peekable<impl Iterator<Item = Found<Checked>>>,
+) -> Merged {
+    let end = range.end;
     let mut diffs: Vec<(usize, Difference)> = Vec::new();
     let mut note = |seq, path: &[u8], what| {
         diffs.push((
@@ -398,6 +564,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     // Files whose stamps the snapshot vouches for are trusted here and never become jobs.
     let mut snapshot = options.trusted.iter().peekable();
     let mut files_trusted = 0;
+    let (mut last_job, mut stamps) = (None, Vec::new());
     let mut i = range.start;
     loop {
         let order = match ((i < end).then(|| &expected[i]), found.peek()) {
@@ -455,10 +622,14 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                         match snapshot.next_if(|(at, _)| *at == index) {
                             Some((_, stamp)) if Some(*stamp) == f.stamp => files_trusted += 1,
                             _ => {
+                                last_job = Some(index);
                                 match f.check {
                                     Some(Checked::Same) => {
                                         hashed += 1;
                                         bytes += f.size;
+                                        if let Some(stamp) = f.stamp.filter(|_| options.stamps) {
+                                            stamps.push((index, stamp));
+                                        }
                                     }
                                     Some(Checked::Differs) => {
                                         hashed += 1;
@@ -469,13 +640,11 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                                         let path = e.path.clone();
                                         walk_diffs.push((seq, Ok(Difference { path, what })));
                                     }
-                                    None => {}
+                                    None => jobs.push(Job {
+                                        index,
+                                        stamp: f.stamp,
+                                    }),
                                 }
-                                jobs.push(Job {
-                                    index,
-                                    stamp: f.stamp,
-                                    done: f.check.is_some(),
-                                })
                             }
                         }
                     }
@@ -492,130 +661,16 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         }
     }
 
-    if options.window.is_some() {
-        diffs.sort_by_key(|d| d.0);
-        return Ok(Report {
-            differences: diffs.into_iter().map(|(_, d)| d).collect(),
-            complete: true,
-            entries: end - range.start,
-            files_trusted,
-            unhashed: jobs.iter().map(|j| j.index).collect(),
-            ..Report::default()
-        });
-    }
-
-    // Hash the rest in parallel; unless all differences are wanted, jobs after the first
-    // difference are skipped.
-    if !options.all {
-        let known = diffs
-            .iter()
-            .map(|d| d.0)
-            .chain(walk_diffs.iter().map(|d| d.0))
-            .min();
-        first.fetch_min(known.unwrap_or(usize::MAX), AtomicOrdering::Relaxed);
-    }
-    // Only failures are collected; successes are counted. (One outcome per file would
-    // cost ~100 bytes per file: 15 MB on a 150k-file tree.)
-    let (hashed, bytes) = (AtomicU64::new(hashed), AtomicU64::new(bytes));
-    let check = |job: &Job| {
-        let (seq, entry) = (position(job.index as usize), &expected[job.index as usize]);
-        if job.done || (!options.all && seq > first.load(AtomicOrdering::Relaxed)) {
-            return None;
-        }
-        hashed.fetch_add(1, AtomicOrdering::Relaxed);
-        let what = match root_dir.hash_file(&entry.path, entry.node.size()) {
-            Ok(Hashed::File { hash, size }) => match &entry.node {
-                Node::File {
-                    hash: want,
-                    size: want_size,
-                } if *want == hash && *want_size == size => {
-                    bytes.fetch_add(size, AtomicOrdering::Relaxed);
-                    return None;
-                }
-                _ => Ok(What::Content {
-                    expected_size: entry.node.size(),
-                    found_size: size,
-                }),
-            },
-            Ok(Hashed::NotRegular) => Ok(What::Type {
-                expected: Kind::File,
-                // Whatever replaced it; if even that cannot be looked at, it is
-                // still not the file that was sealed.
-                found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(What::Missing {
-                kind: Kind::File,
-                below: 0,
-            }),
-            Err(e) => Err(Error::io("read", &beneath::join(root, &entry.path), e)),
-        };
-        if !options.all {
-            first.fetch_min(seq, AtomicOrdering::Relaxed);
-        }
-        let path = entry.path.clone();
-        Some((seq, what.map(|what| Difference { path, what })))
-    };
-    let left = jobs.iter().filter(|j| !j.done);
-    let bytes_to_hash = left
-        .clone()
-        .map(|j| expected[j.index as usize].node.size())
-        .sum();
-    let pool = crate::pool::worth_threads(left.count(), bytes_to_hash).then(crate::pool::workers);
-    let mut failures: Vec<(usize, Result<Difference>)> = match pool.flatten() {
-        Some(pool) => pool.install(|| jobs.par_iter().filter_map(check).collect()),
-        None => jobs.iter().filter_map(check).collect(),
-    };
-    failures.extend(walk_diffs);
-
-    let mut report = Report {
-        entries: expected.len(),
-        files_hashed: hashed.into_inner(),
-        bytes_hashed: bytes.into_inner(),
+    Merged {
+        diffs,
+        jobs,
+        last_job,
+        walk_diffs,
+        hashed,
+        bytes,
         files_trusted,
-        ..Report::default()
-    };
-    let mut error: Option<(usize, Error)> = None;
-    let mut hashed_diffs = Vec::new();
-    for (seq, failure) in failures {
-        match failure {
-            Ok(d) => hashed_diffs.push((seq, d)),
-            Err(e) => {
-                if error.as_ref().is_none_or(|(s, _)| seq < *s) {
-                    error = Some((seq, e));
-                }
-            }
-        }
+        stamps,
     }
-    let first_seq = diffs
-        .iter()
-        .chain(&hashed_diffs)
-        .map(|d| d.0)
-        .min()
-        .unwrap_or(usize::MAX);
-    if let Some((seq, e)) = error {
-        if seq < first_seq {
-            return Err(e);
-        }
-    }
-    // Which files after the first difference were hashed depends on thread timing; so
-    // that the report does not, fail-fast keeps only the hashed differences at the first
-    // position, and says the count is a lower bound when any file after it went unchecked.
-    if !options.all {
-        hashed_diffs.retain(|d| d.0 == first_seq);
-    }
-    report.complete = options.all || jobs.iter().all(|j| position(j.index as usize) <= first_seq);
-    diffs.extend(hashed_diffs);
-    // A stable sort keeps a mode difference before a content difference at the same path.
-    diffs.sort_by_key(|d| d.0);
-    report.differences = diffs.into_iter().map(|(_, d)| d).collect();
-    if report.differences.is_empty() {
-        // Collected in place: the jobs' memory becomes the snapshot.
-        report.stamps = jobs
-            .into_iter()
-            .filter_map(|j| Some((j.index, j.stamp?)))
-            .collect();
-    }
-    Ok(report)
 }
 
 /// Takes every object below `dir` off the front of the walk (all of them come right after

@@ -559,6 +559,27 @@ fn unreadable_files_and_directories_never_pass() {
     }
     t.chmod("app/sub", 0o755).chmod("bin", 0o755);
 
+    // The same in a tree large enough to be streamed by the workers: an unreadable
+    // directory last in path order still decides, over a difference in the first file.
+    let t = reachable_sample();
+    for d in 0..40 {
+        for f in 0..20 {
+            t.file(format!("many/{d:02}/{f:02}"), format!("{d} {f}"));
+        }
+    }
+    t.file("zz/last", "last");
+    lock(t.path());
+    t.file("README", "changed").chmod("zz", 0o000);
+    for threads in ["1", "2", "8"] {
+        let line = cannot_check(&verify_as_nobody(&t, threads));
+        let want = format!(
+            "treeseal: cannot read directory {}/zz: Permission denied",
+            root(&t)
+        );
+        assert_eq!(line, want, "threads {threads}");
+    }
+    t.chmod("zz", 0o755);
+
     // lock as nobody on a tree with an unreadable file: exit 2, no manifest written.
     let out = Tree::new();
     fs::set_permissions(out.path(), fs::Permissions::from_mode(0o777)).unwrap();

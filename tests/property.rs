@@ -209,7 +209,11 @@ proptest! {
 fn a_snapshot_trusts_exactly_the_unchanged_files() {
     let t = common::Tree::sample();
     let manifest = treeseal::lock::lock(t.path(), Rules::default(), Origin::default()).unwrap();
-    let first = verify(t.path(), &manifest, &Options::default()).unwrap();
+    let snapshot = Options {
+        stamps: true,
+        ..Options::default()
+    };
+    let first = verify(t.path(), &manifest, &snapshot).unwrap();
     assert!(first.is_equal());
     assert_eq!((first.files_hashed, first.files_trusted), (5, 0));
     assert_eq!(first.stamps.len(), 5);
@@ -291,7 +295,11 @@ fn timestamps_beyond_the_nanosecond_range_are_never_trusted() {
         assert!(secs < 0 || kept == secs);
         let trusted = (-limit..limit).contains(&kept);
         let manifest = treeseal::lock::lock(t.path(), Rules::default(), Origin::default()).unwrap();
-        let first = verify(t.path(), &manifest, &Options::default()).unwrap();
+        let snapshot = Options {
+            stamps: true,
+            ..Options::default()
+        };
+        let first = verify(t.path(), &manifest, &snapshot).unwrap();
         assert!(first.is_equal(), "{secs}: {:?}", first.differences);
         let cheap = Options {
             trusted: first.stamps.clone(),

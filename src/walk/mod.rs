@@ -10,6 +10,12 @@
 //! walked in parallel and the results stitched back in order, so the output is in
 //! [`path_order`] whatever the thread count.
 //!
+//! The tree streams through: workers list the known directories earliest in path order
+//! first, and only so far ahead of the consumer ([`AHEAD_OBJECTS`]), which takes each
+//! listing when it reaches its directory. Checking a million-entry tree thus holds a few
+//! thousand listed objects, not a million, and the consumer's work (the merge with the
+//! manifest) overlaps the reading.
+//!
 //! A name's kind comes from the directory entry's `d_type` when the file system gives it
 //! (else from `fstatat`), so an excluded name costs no system call. The walk itself reads
 //! only metadata; a caller that hashes ([`walk_with`] and its [`Visitor`]) is handed each
@@ -24,7 +30,7 @@
 //! # Robustness
 //!
 //! The walk is iterative, not recursive: directories to list wait in a queue (a stack on
-//! the calling thread, rayon's queues on the workers), so a tree nested thousands of
+//! the calling thread, a path-ordered heap for the workers), so a tree nested thousands of
 //! levels deep cannot overflow a thread's stack. Each directory is opened, listed, and
 //! every name in it `fstatat`ed (or opened) and `readlinkat`ed relative to the open
 //! directory, then closed before its subdirectories are queued: at most one directory
@@ -40,10 +46,10 @@ use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
+use std::collections::BinaryHeap;
 use std::ops::Range;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
@@ -180,11 +186,9 @@ impl Visitor for NoVisit {
 /// The root itself is followed if it is a symlink (it is the context), but nothing below
 /// it is. The file named [`DEFAULT_NAME`] at the root is never part of the tree.
 ///
-/// Every directory is listed before this returns (so an unreadable directory anywhere is
-/// an error here, never half-way through the iteration); the returned [`Walk`] then hands
-/// out the objects in path order, freeing each directory's listing as it goes, so a
-/// caller that consumes it as it goes never holds the tree twice.
-pub fn walk(root: &Path, matcher: &Matcher) -> Result<Walk> {
+/// Every directory is listed before this returns, so an unreadable directory anywhere is
+/// an error. For tests and tools; checking a tree streams it ([`walk_with`]).
+pub fn walk(root: &Path, matcher: &Matcher) -> Result<std::vec::IntoIter<Found>> {
     walk_within(root, matcher, &|_| true)
 }
 
@@ -197,137 +201,385 @@ pub fn walk_within(
     root: &Path,
     matcher: &Matcher,
     list_dir: &(dyn Fn(&[u8]) -> bool + Sync),
-) -> Result<Walk> {
-    walk_with(root, matcher, &NoVisit, list_dir)
+) -> Result<std::vec::IntoIter<Found>> {
+    walk_with(root, matcher, &NoVisit, list_dir, |found| {
+        found.collect::<Vec<_>>().into_iter()
+    })
 }
 
 /// Walks `root` as [`walk_within`] does, handing each regular file of the tree that
 /// `visitor` wants to it while its directory is open (in parallel, in no particular
-/// order).
-pub fn walk_with<V: Visitor>(
+/// order), and the tree's objects, in path order, to `consume` as they are listed.
+///
+/// The tree is streamed, not held: directories are listed by the workers ahead of
+/// `consume`, earliest in path order first, and only so far ahead (see [`AHEAD_OBJECTS`]),
+/// and each listing is freed once `consume` has taken its last object. So the walk's
+/// memory does not grow with the tree, and `consume` works while the walk reads.
+///
+/// Whatever `consume` returns is returned only when every directory could be listed:
+/// when one could not (the first in path order, whatever the thread count), that error is
+/// returned instead, even if `consume` had finished with what it was given (an unreadable
+/// directory then looks empty to it). Directories `consume` did not reach are listed
+/// after it returns, so the outcome does not depend on how far it read.
+pub fn walk_with<V: Visitor, R>(
     root: &Path,
     matcher: &Matcher,
     visitor: &V,
     list_dir: &(dyn Fn(&[u8]) -> bool + Sync),
-) -> Result<Walk<V::Out>> {
+    consume: impl FnOnce(&mut Walk<'_, '_, V>) -> R,
+) -> Result<R> {
     check_root(root)?;
-    let listed = Listed {
+    let shared = Shared {
         root,
         matcher,
         visitor,
         list_dir,
-        listings: Mutex::new(vec![Listing::default()]),
-        errors: Mutex::new(Vec::new()),
-        names: AtomicUsize::new(0),
+        sched: Mutex::new(Sched {
+            dirs: vec![Dir::Known(matcher.root_state())],
+            queue: BinaryHeap::new(),
+            in_flight: 0,
+            ready_objects: 0,
+            listed_objects: 0,
+            errors: Vec::new(),
+            drain: false,
+        }),
+        changed: Condvar::new(),
+        in_flight_max: 0,
     };
     // A small tree is listed on the calling thread, and starts no thread (see
-    // `crate::pool`). Once it has shown more names than that, each directory is listed as
-    // soon as its parent is, by whichever worker is free: no level waits for the slowest
-    // directory of the one above (on a cold cache, that wait would leave the disk idle).
-    // Either way directories wait in a queue, never in a recursion, so depth does not
-    // grow any thread's stack.
-    let mut pending = listed.one(0, Vec::new(), matcher.root_state());
-    let mut pool = None;
-    while let Some((index, rel, state)) = pending.pop() {
-        pending.extend(listed.one(index, rel, state));
-        if crate::pool::worth_threads(listed.names.load(Ordering::Relaxed), 0) {
-            pool = crate::pool::workers();
-            if pool.is_some() {
-                break;
-            }
+    // `crate::pool`): depth first, until it has shown more names than that.
+    let mut pending = vec![(0, Vec::new())];
+    while let Some((index, rel)) = pending.pop() {
+        let state = shared.claim(index);
+        let listing = shared.list(&rel, state);
+        let mut s = lock_ref(&shared.sched);
+        let children = shared.adopt(&mut s, index, &rel, listing);
+        pending.extend(children.into_iter().rev());
+        if crate::pool::worth_threads(s.listed_objects, 0) {
+            break;
         }
     }
-    if let Some(pool) = pool {
-        pool.scope(|scope| {
-            for (index, rel, state) in pending {
-                let listed = &listed;
-                scope.spawn(move |scope| listed.spawn(scope, index, rel, state));
-            }
-        });
+    // The rest is queued; with a pool, workers list it ahead of the consumer, and without
+    // one (a single thread, or none could start) the consumer lists each directory when
+    // it gets to it.
+    let mut s = lock_ref(&shared.sched);
+    for (index, rel) in pending {
+        s.queue.push(Queued(rel, index));
     }
-    let listed_names = listed.names.load(Ordering::Relaxed);
-    let Listed {
-        listings, errors, ..
-    } = listed;
-    let (mut listings, errors) = (lock(listings), lock(errors));
-    let len = listed_names;
-    // Which directories were listed does not depend on timing, so neither does this.
-    if let Some((_, e)) = errors.into_iter().min_by(|a, b| path_order(&a.0, &b.0)) {
-        return Err(e);
+    drop(s);
+    let pool = match lock_ref(&shared.sched).queue.is_empty() {
+        true => None,
+        false => crate::pool::workers(),
+    };
+    let out = match pool {
+        Some(pool) => {
+            let shared = Shared {
+                // Enough directories in flight to keep every worker busy, and a few more
+                // for those that finish while the consumer is behind.
+                in_flight_max: 2 * pool.current_num_threads(),
+                ..shared
+            };
+            let out = pool.in_place_scope(|scope| {
+                shared.pump(&mut lock_ref(&shared.sched), Some(scope));
+                let mut walk = Walk::new(&shared, Some(scope));
+                let out = consume(&mut walk);
+                drop(walk);
+                shared.finish(Some(scope));
+                out
+            });
+            (out, shared.sched)
+        }
+        None => {
+            let mut walk = Walk::new(&shared, None);
+            let out = consume(&mut walk);
+            drop(walk);
+            shared.finish(None);
+            (out, shared.sched)
+        }
+    };
+    let (out, sched) = out;
+    let errors = lock(sched).errors;
+    // Every directory was listed, whatever the timing, so this does not depend on it.
+    match errors.into_iter().min_by(|a, b| path_order(&a.0, &b.0)) {
+        Some((_, e)) => Err(e),
+        None => Ok(out),
     }
-
-    // Children are listed after their parents, so walking the indices backwards visits
-    // every directory after everything below it.
-    let mut nonempty = vec![false; listings.len()];
-    for index in (0..listings.len()).rev() {
-        nonempty[index] = listings[index].slots.iter().any(|slot| match slot {
-            Slot::Leaf(_) => true,
-            Slot::Dir(dir) => dir.include || nonempty[dir.listing],
-        });
-    }
-    let root_listing = std::mem::take(&mut listings[0]);
-    Ok(Walk {
-        listings,
-        nonempty,
-        stack: vec![Frame::new(Vec::new(), root_listing)],
-        len,
-        handed: 0,
-    })
 }
 
-/// The directories a walk lists, as it lists them.
-struct Listed<'a, V: Visitor> {
+/// How many of the tree's objects may wait, listed, for the consumer: about the most the
+/// walk holds at once (some 80 bytes an object, so about 1.3 MiB, plus the directories
+/// being listed), except for a single directory larger than that, which is held whole.
+/// Workers stop taking new directories while this many wait, except the one the
+/// consumer needs next. The consumer (a merge, or building entries) takes an object in
+/// well under a microsecond, so this is rarely reached on a warm cache.
+pub const AHEAD_OBJECTS: usize = 1 << 14;
+
+/// The walk's state shared by the workers and the consumer.
+struct Shared<'a, V: Visitor> {
     root: &'a Path,
     matcher: &'a Matcher,
     visitor: &'a V,
     /// Whether to list a directory that is part of the tree (see [`walk_within`]).
     list_dir: &'a (dyn Fn(&[u8]) -> bool + Sync),
-    /// Every directory's listing, by index; the root's is 0. A directory's `Slot::Dir`
-    /// children point at their own listing, whose index is always above its parent's.
-    listings: Mutex<Vec<Listing<V::Out>>>,
-    /// The directories that could not be listed, with their paths.
-    errors: Mutex<Vec<Failure>>,
-    /// How many objects the listings hold so far.
-    names: AtomicUsize,
+    sched: Mutex<Sched<V::Out>>,
+    /// Signalled whenever a directory has been listed.
+    changed: Condvar,
+    /// The most directories being listed at once by the workers (0 without a pool).
+    in_flight_max: usize,
 }
 
-/// A directory still to list: the index of its listing, its path, its rules' state.
-type Pending = (usize, Vec<u8>, DirState);
+/// Which directories are known, being listed, listed, or done with.
+struct Sched<C> {
+    /// Every directory met so far, by index; the root's is 0. A directory's `Slot::Dir`
+    /// children point at their own entries, whose indices are always above its parent's.
+    dirs: Vec<Dir<C>>,
+    /// The known directories not yet handed to a worker, earliest in path order first.
+    queue: BinaryHeap<Queued>,
+    /// Directories handed to a worker and not listed yet.
+    in_flight: usize,
+    /// Objects in listings that wait for the consumer.
+    ready_objects: usize,
+    /// Objects listed so far.
+    listed_objects: usize,
+    /// The directories that could not be listed, with their paths.
+    errors: Vec<Failure>,
+    /// Set once the consumer is done: what is left is listed for its errors only.
+    drain: bool,
+}
 
-impl<V: Visitor> Listed<'_, V> {
-    /// Lists the directory at `rel` into listing `index`; returns its subdirectories.
-    fn one(&self, index: usize, rel: Vec<u8>, state: DirState) -> Vec<Pending> {
+/// A directory of the tree, as far as the walk has got with it.
+enum Dir<C> {
+    /// Its parent is listed; it is not, yet. Its rules' state.
+    Known(DirState),
+    /// A worker is listing it.
+    Listing,
+    /// Listed, waiting for the consumer.
+    Ready(Listing<C>),
+    /// Handed to the consumer, not to be listed (see [`walk_within`]), could not be
+    /// listed, or found to hold nothing of the tree: empty.
+    Done,
+}
+
+/// A known directory waiting for a worker: its path and index, ordered so that a
+/// [`BinaryHeap`] gives the earliest path first.
+struct Queued(Vec<u8>, usize);
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        path_order(&other.0, &self.0)
+    }
+}
+
+type Scope<'s> = rayon::Scope<'s>;
+
+impl<'a, V: Visitor> Shared<'a, V> {
+    /// Marks a known directory as being listed and returns its state.
+    fn claim(&self, index: usize) -> DirState {
+        let mut s = lock_ref(&self.sched);
+        match std::mem::replace(&mut s.dirs[index], Dir::Listing) {
+            Dir::Known(state) => state,
+            _ => unreachable!("only a known directory is claimed"),
+        }
+    }
+
+    /// Lists the directory at `rel`, without holding the lock.
+    fn list(&self, rel: &[u8], state: DirState) -> std::result::Result<Listing<V::Out>, Failure> {
+        list(self.root, rel, &state, self.matcher, self.visitor)
+    }
+
+    /// Files the outcome of listing directory `index` at `rel`, and returns the
+    /// subdirectories to list, in name order, with their indices.
+    fn adopt(
+        &self,
+        s: &mut Sched<V::Out>,
+        index: usize,
+        rel: &[u8],
+        listed: std::result::Result<Listing<V::Out>, Failure>,
+    ) -> Vec<(usize, Vec<u8>)> {
         let mut below = Vec::new();
-        match list(self.root, &rel, &state, self.matcher, self.visitor) {
+        match listed {
             Ok(mut listing) => {
-                let mut listings = lock_ref(&self.listings);
                 for slot in &mut listing.slots {
                     if let Slot::Dir(dir) = slot {
-                        dir.listing = listings.len();
-                        listings.push(Listing::default());
-                        let path = join_rel(&rel, dir.found.name(&listing.names));
+                        dir.listing = s.dirs.len();
+                        let path = join_rel(rel, dir.found.name(&listing.names));
                         if dir.include && !(self.list_dir)(&path) {
+                            s.dirs.push(Dir::Done);
                             continue;
                         }
-                        let state = std::mem::take(&mut dir.state);
-                        below.push((dir.listing, path, state));
+                        s.dirs.push(Dir::Known(std::mem::take(&mut dir.state)));
+                        below.push((dir.listing, path));
                     }
                 }
-                self.names.fetch_add(listing.slots.len(), Ordering::Relaxed);
-                listings[index] = listing;
+                s.listed_objects += listing.slots.len();
+                s.dirs[index] = match s.drain {
+                    true => Dir::Done,
+                    false => {
+                        s.ready_objects += listing.slots.len();
+                        Dir::Ready(listing)
+                    }
+                };
             }
-            Err(e) => lock_ref(&self.errors).push(e),
+            Err(e) => {
+                s.errors.push(e);
+                s.dirs[index] = Dir::Done;
+            }
         }
         below
     }
 
-    /// Lists a directory on a worker, and queues its subdirectories.
-    fn spawn<'s>(&'s self, scope: &rayon::Scope<'s>, index: usize, rel: Vec<u8>, state: DirState)
+    /// Hands known directories to the workers, earliest first, while fewer than
+    /// `in_flight_max` are being listed and fewer than [`AHEAD_OBJECTS`] objects wait
+    /// (once draining, all of them).
+    fn pump<'s>(&'s self, s: &mut Sched<V::Out>, scope: Option<&Scope<'s>>)
     where
-        V::Out: 's,
+        'a: 's,
     {
-        for (index, rel, state) in self.one(index, rel, state) {
-            scope.spawn(move |scope| self.spawn(scope, index, rel, state));
+        let Some(scope) = scope else { return };
+        while s.drain || (s.in_flight < self.in_flight_max && s.ready_objects < AHEAD_OBJECTS) {
+            let Some(Queued(rel, index)) = s.queue.pop() else {
+                return;
+            };
+            self.submit(s, scope, index, rel);
+        }
+    }
+
+    /// Hands directory `index` at `rel` to a worker, unless it is no longer only known
+    /// (the consumer may have claimed it first).
+    fn submit<'s>(&'s self, s: &mut Sched<V::Out>, scope: &Scope<'s>, index: usize, rel: Vec<u8>)
+    where
+        'a: 's,
+    {
+        let Dir::Known(state) = std::mem::replace(&mut s.dirs[index], Dir::Listing) else {
+            return;
+        };
+        s.in_flight += 1;
+        scope.spawn(move |scope| {
+            let listed = self.list(&rel, state);
+            let mut s = lock_ref(&self.sched);
+            s.in_flight -= 1;
+            for (index, rel) in self.adopt(&mut s, index, &rel, listed) {
+                s.queue.push(Queued(rel, index));
+            }
+            self.pump(&mut s, Some(scope));
+            drop(s);
+            self.changed.notify_all();
+        });
+    }
+
+    /// Waits until directory `index` (at `rel`) is listed, listing it on this thread
+    /// when no worker has it and there are none, or handing it to one ahead of the rest.
+    fn wait_listed<'s>(&'s self, scope: Option<&Scope<'s>>, index: usize, rel: &[u8])
+    where
+        'a: 's,
+    {
+        let mut s = lock_ref(&self.sched);
+        loop {
+            match &s.dirs[index] {
+                Dir::Ready(_) | Dir::Done => return,
+                Dir::Listing => s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Dir::Known(_) => match scope {
+                    Some(scope) => self.submit(&mut s, scope, index, rel.to_vec()),
+                    None => {
+                        drop(s);
+                        let state = self.claim(index);
+                        let listed = self.list(rel, state);
+                        s = lock_ref(&self.sched);
+                        for (index, rel) in self.adopt(&mut s, index, rel, listed) {
+                            s.queue.push(Queued(rel, index));
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// Takes directory `index`'s listing for the consumer (empty when it is done with).
+    fn take<'s>(&'s self, scope: Option<&Scope<'s>>, index: usize, rel: &[u8]) -> Listing<V::Out>
+    where
+        'a: 's,
+    {
+        self.wait_listed(scope, index, rel);
+        let mut s = lock_ref(&self.sched);
+        let Dir::Ready(listing) = std::mem::replace(&mut s.dirs[index], Dir::Done) else {
+            return Listing::default();
+        };
+        s.ready_objects -= listing.slots.len();
+        self.pump(&mut s, scope);
+        listing
+    }
+
+    /// Whether anything below directory `index` (at `rel`) is part of the tree: for a
+    /// directory walked only for exceptions, which is part of the tree only then. Waits
+    /// for everything below it to be listed; when nothing is, drops those listings.
+    fn nonempty<'s>(&'s self, scope: Option<&Scope<'s>>, index: usize, rel: &[u8]) -> bool
+    where
+        'a: 's,
+    {
+        // Iterative, not recursive: such chains can be as deep as the tree.
+        let mut visited = Vec::new();
+        let mut stack = vec![(index, rel.to_vec())];
+        while let Some((index, rel)) = stack.pop() {
+            self.wait_listed(scope, index, &rel);
+            visited.push(index);
+            let s = lock_ref(&self.sched);
+            let Dir::Ready(listing) = &s.dirs[index] else {
+                continue;
+            };
+            for slot in &listing.slots {
+                match slot {
+                    Slot::Leaf(_) => return true,
+                    Slot::Dir(dir) if dir.include => return true,
+                    Slot::Dir(dir) => {
+                        stack.push((dir.listing, join_rel(&rel, dir.found.name(&listing.names))))
+                    }
+                }
+            }
+        }
+        let mut s = lock_ref(&self.sched);
+        for index in visited {
+            if let Dir::Ready(listing) = std::mem::replace(&mut s.dirs[index], Dir::Done) {
+                s.ready_objects -= listing.slots.len();
+            }
+        }
+        self.pump(&mut s, scope);
+        false
+    }
+
+    /// After the consumer: lists every directory it did not reach, for its errors only,
+    /// and drops the listings nobody took.
+    fn finish<'s>(&'s self, scope: Option<&Scope<'s>>)
+    where
+        'a: 's,
+    {
+        let mut s = lock_ref(&self.sched);
+        s.drain = true;
+        for dir in &mut s.dirs {
+            if matches!(dir, Dir::Ready(_)) {
+                *dir = Dir::Done;
+            }
+        }
+        s.ready_objects = 0;
+        if scope.is_some() {
+            // The workers list the rest; the scope waits for them.
+            self.pump(&mut s, scope);
+            return;
+        }
+        while let Some(Queued(rel, index)) = s.queue.pop() {
+            drop(s);
+            self.wait_listed(None, index, &rel);
+            s = lock_ref(&self.sched);
         }
     }
 }
@@ -343,31 +595,45 @@ fn lock_ref<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The objects of a walked tree, in path order (see [`walk()`]).
+/// The objects of a tree being walked, in path order (see [`walk_with`]).
 ///
 /// The directory listings are stitched together depth first with an explicit stack; each
-/// listing is freed once its last object has been handed out.
-pub struct Walk<C = ()> {
-    listings: Vec<Listing<C>>,
-    nonempty: Vec<bool>,
-    stack: Vec<Frame<C>>,
-    len: usize,
+/// listing is taken from the walk when its directory is reached, and freed once its last
+/// object has been handed out.
+pub struct Walk<'w, 's, V: Visitor> {
+    shared: &'s Shared<'s, V>,
+    scope: Option<&'w Scope<'s>>,
+    stack: Vec<Frame<V::Out>>,
     /// Objects handed out since the allocator was last asked to give freed pages back.
     handed: usize,
 }
 
-impl<C> Walk<C> {
-    /// At most this many objects remain: the exact count, less the directories walked
-    /// only for exceptions that turn out to hold nothing of the tree.
-    pub fn len_bound(&self) -> usize {
-        self.len
+impl<'w, 's, V: Visitor> Walk<'w, 's, V> {
+    fn new(shared: &'s Shared<'s, V>, scope: Option<&'w Scope<'s>>) -> Self {
+        let root = shared.take(scope, 0, b"");
+        Walk {
+            shared,
+            scope,
+            stack: vec![Frame::new(Vec::new(), root)],
+            handed: 0,
+        }
     }
 }
 
-impl<C> Iterator for Walk<C> {
-    type Item = Found<C>;
+#[cfg(test)]
+impl<V: Visitor> Walk<'_, '_, V> {
+    /// Listed objects waiting for the consumer right now, and the most directories that
+    /// may be in the workers' hands at once.
+    fn waiting(&self) -> (usize, usize) {
+        let s = lock_ref(&self.shared.sched);
+        (s.ready_objects, self.shared.in_flight_max)
+    }
+}
 
-    fn next(&mut self) -> Option<Found<C>> {
+impl<V: Visitor> Iterator for Walk<'_, '_, V> {
+    type Item = Found<V::Out>;
+
+    fn next(&mut self) -> Option<Found<V::Out>> {
         while let Some(top) = self.stack.last_mut() {
             match top.slots.next() {
                 None => {
@@ -378,18 +644,16 @@ impl<C> Iterator for Walk<C> {
                     }
                 }
                 Some(Slot::Leaf(rec)) => {
-                    self.len -= 1;
                     self.handed += 1;
                     return Some(top.found(rec));
                 }
                 Some(Slot::Dir(dir)) => {
-                    self.len -= 1;
                     self.handed += 1;
+                    let found = top.found(dir.found);
                     // A directory that is only walked for possible exceptions is part of
                     // the tree only when something below it is.
-                    if dir.include || self.nonempty[dir.listing] {
-                        let below = std::mem::take(&mut self.listings[dir.listing]);
-                        let found = top.found(dir.found);
+                    if dir.include || self.shared.nonempty(self.scope, dir.listing, &found.path) {
+                        let below = self.shared.take(self.scope, dir.listing, &found.path);
                         let mut prefix = found.path.to_vec();
                         prefix.push(b'/');
                         self.stack.push(Frame::new(prefix, below));
@@ -400,14 +664,10 @@ impl<C> Iterator for Walk<C> {
         }
         None
     }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.len))
-    }
 }
 
 /// How many objects the walk hands out between two calls of [`release_freed`]: the
-/// listings they came from (some 130 bytes an object) are freed by then, about 2 MiB of
+/// listings they came from (some 80 bytes an object) are freed by then, about 1 MiB of
 /// them, so what is built from the objects (a manifest's entries, a report) reuses or
 /// replaces that memory instead of adding to it. A call costs well under a millisecond.
 const RELEASE_EVERY: usize = 1 << 14;
@@ -428,8 +688,8 @@ fn release_freed() {
 
 /// One directory's children after their decisions, in name order. Their names (and
 /// symlink targets) lie back to back in one buffer, not a path allocated per object: a
-/// walk holds every listing of the tree at once, so an object's size is the walk's peak.
-/// Whole paths are made as the objects are handed out.
+/// directory of a million files is held whole. Whole paths are made as the objects are
+/// handed out.
 struct Listing<C> {
     /// Each child's name, then its symlink target, child after child.
     names: Vec<u8>,

@@ -100,9 +100,10 @@ fn regular_files_and_only_those_are_visited_in_large_directories_too() {
     std::fs::write(t.path().join("ignored"), b"x").unwrap();
     let recorder = Recorder(Default::default());
     let m = Matcher::new(&["ignored".to_string()]).unwrap();
-    let found: Vec<_> = walk_with(t.path(), &m, &recorder, &|_| true)
-        .unwrap()
-        .collect();
+    let found = walk_with(t.path(), &m, &recorder, &|_| true, |f| {
+        f.collect::<Vec<_>>()
+    })
+    .unwrap();
     // big, its numbered files, fifo, link, skip.
     assert_eq!(found.len(), 1 + 3 * PARALLEL_NAMES + 3);
     let mut visited = recorder.0.into_inner().unwrap();
@@ -180,4 +181,40 @@ fn thousands_of_levels_do_not_overflow_the_stack() {
     let rule = format!("!{}", String::from_utf8_lossy(&leaf));
     let m = Matcher::new(&["d".to_string(), rule]).unwrap();
     assert_eq!(walk(t.path(), &m).unwrap().count(), 2501);
+}
+
+#[test]
+fn the_walk_streams_holding_only_so_much_ahead_of_a_slow_consumer() {
+    let t = tempfile::tempdir().unwrap();
+    let (dirs, files) = (400, 100);
+    for d in 0..dirs {
+        let dir = t.path().join(format!("{d:03}"));
+        std::fs::create_dir(&dir).unwrap();
+        for f in 0..files {
+            std::fs::write(dir.join(format!("{f:02}")), b"x").unwrap();
+        }
+    }
+    assert!(dirs * files > 2 * AHEAD_OBJECTS);
+    let m = Matcher::new(&[]).unwrap();
+    let (seen, most, in_flight) = walk_with(t.path(), &m, &NoVisit, &|_| true, |walk| {
+        let (mut seen, mut most, mut in_flight) = (Vec::new(), 0, 0);
+        while let Some(found) = walk.next() {
+            // A consumer slower than the listing: the workers get ahead until the limit.
+            let mut h = blake3::Hasher::new();
+            h.update(&[0; 4096]);
+            std::hint::black_box(h.finalize());
+            let (waiting, max_in_flight) = walk.waiting();
+            (most, in_flight) = (most.max(waiting), max_in_flight);
+            seen.push(found.path);
+        }
+        (seen, most, in_flight)
+    })
+    .unwrap();
+    assert_eq!(seen.len(), dirs * (files + 1));
+    assert!(seen.windows(2).all(|w| path_order(&w[0], &w[1]).is_lt()));
+    // Past the limit, only directories already in a worker's hands are added.
+    assert!(
+        most <= AHEAD_OBJECTS + in_flight.max(1) * (files + 1),
+        "{most} objects waited at once"
+    );
 }
