@@ -306,6 +306,12 @@ impl Entries {
         (r.size, r.hash) = (size, hash);
     }
 
+    /// Gives back spare capacity.
+    pub fn shrink_to_fit(&mut self) {
+        self.arena.shrink_to_fit();
+        self.records.shrink_to_fit();
+    }
+
     /// Keeps the first `len` entries (all of them when there are fewer).
     pub fn truncate(&mut self, len: usize) {
         if let Some(r) = self.records.get(len) {
