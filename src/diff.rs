@@ -10,7 +10,7 @@
 use std::cmp::Ordering;
 
 use crate::manifest::Manifest;
-use crate::tree::{count_below, path_order, Entry, Kind, Node};
+use crate::tree::{path_order, Kind, NodeRef};
 
 /// One difference between tree A and tree B.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,45 +90,46 @@ impl Change {
 
 /// Compares the entries of two manifests, in path order.
 pub fn diff(a: &Manifest, b: &Manifest) -> Vec<Change> {
-    let (ea, eb) = (&a.entries, &b.entries);
+    let (ea, eb) = (a.entries.as_slice(), b.entries.as_slice());
     let policy = a.rules.modes;
     let mut out = Vec::new();
     let (mut i, mut j) = (0, 0);
-    let below = |rest: &[Entry], dir: &[u8]| count_below(rest, dir, |e: &Entry| &e.path);
     while i < ea.len() || j < eb.len() {
         let order = match (ea.get(i), eb.get(j)) {
-            (Some(x), Some(y)) => path_order(&x.path, &y.path),
+            (Some(x), Some(y)) => path_order(x.path, y.path),
             (Some(_), None) => Ordering::Less,
             _ => Ordering::Greater,
         };
         match order {
             Ordering::Less => {
-                let n = below(&ea[i + 1..], &ea[i].path);
+                let x = ea.at(i);
+                let n = ea.slice(i + 1..).count_below(x.path);
                 out.push(Change::Removed {
-                    path: ea[i].path.clone(),
-                    kind: ea[i].node.kind(),
+                    path: x.path.to_vec(),
+                    kind: x.node.kind(),
                     below: n,
                 });
                 i += 1 + n;
             }
             Ordering::Greater => {
-                let n = below(&eb[j + 1..], &eb[j].path);
+                let y = eb.at(j);
+                let n = eb.slice(j + 1..).count_below(y.path);
                 out.push(Change::Added {
-                    path: eb[j].path.clone(),
-                    kind: eb[j].node.kind(),
+                    path: y.path.to_vec(),
+                    kind: y.node.kind(),
                     below: n,
                 });
                 j += 1 + n;
             }
             Ordering::Equal => {
-                let (x, y) = (&ea[i], &eb[j]);
+                let (x, y) = (ea.at(i), eb.at(j));
                 i += 1;
                 j += 1;
-                let path = x.path.clone();
+                let path = x.path.to_vec();
                 let (kx, ky) = (x.node.kind(), y.node.kind());
                 if kx != ky {
-                    i += below(&ea[i..], &x.path);
-                    j += below(&eb[j..], &y.path);
+                    i += ea.slice(i..).count_below(x.path);
+                    j += eb.slice(j..).count_below(y.path);
                     out.push(Change::Type { path, a: kx, b: ky });
                     continue;
                 }
@@ -140,22 +141,20 @@ pub fn diff(a: &Manifest, b: &Manifest) -> Vec<Change> {
                         counts: policy.effective(kx, x.mode) != policy.effective(kx, y.mode),
                     });
                 }
-                match (&x.node, &y.node) {
-                    (Node::File { size: sa, hash: ha }, Node::File { size: sb, hash: hb })
-                        if sa != sb || ha != hb =>
+                match (x.node, y.node) {
+                    (
+                        NodeRef::File { size: sa, hash: ha },
+                        NodeRef::File { size: sb, hash: hb },
+                    ) if sa != sb || ha != hb => out.push(Change::Content { path, a: sa, b: sb }),
+                    (NodeRef::Symlink { target: ta }, NodeRef::Symlink { target: tb })
+                        if ta != tb =>
                     {
-                        out.push(Change::Content {
+                        out.push(Change::Target {
                             path,
-                            a: *sa,
-                            b: *sb,
+                            a: ta.to_vec(),
+                            b: tb.to_vec(),
                         })
                     }
-                    (Node::Symlink { target: ta }, Node::Symlink { target: tb }) if ta != tb => out
-                        .push(Change::Target {
-                            path,
-                            a: ta.clone(),
-                            b: tb.clone(),
-                        }),
                     _ => {}
                 }
             }

@@ -14,7 +14,7 @@ use crate::escape::escape;
 use crate::hash::Hashed;
 use crate::ignore::{self, Matcher};
 use crate::manifest::{Manifest, Origin, DEFAULT_NAME};
-use crate::tree::{Entry, Kind, ModePolicy, Node, Rules};
+use crate::tree::{Entries, Hash, Kind, ModePolicy, NodeRef, Rules};
 use crate::walk;
 
 /// Which `.dockerignore` file a tree's rules start from.
@@ -164,57 +164,52 @@ pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
 }
 
 /// Turns walked objects into entries as they come (the walk streams the tree, so it is
-/// never held twice), then hashes in parallel the regular files
-/// that the walk did not hash. Of several files that cannot be hashed, the first in path
+/// never held twice), then hashes in parallel the regular files that the walk did not
+/// hash. Of several files that cannot be hashed, the first in path
 /// order is reported, whatever the thread count.
-fn seal(root: &Path, found: impl Iterator<Item = walk::Found<Hashed>>) -> Result<Vec<Entry>> {
-    let mut entries = Vec::new();
-    // Entries whose file the walk did not hash: their node is set below.
+fn seal(root: &Path, found: impl Iterator<Item = walk::Found<Hashed>>) -> Result<Entries> {
+    let mut entries = Entries::with_capacity(0, 0);
+    // Entries whose file the walk did not hash: their size and hash are set below.
     let mut left = Vec::new();
     for f in found {
-        let node = match (f.kind, f.check) {
-            (Kind::File, Some(Hashed::File { hash, size })) => Node::File { size, hash },
+        let node = match (f.kind, &f.check) {
+            (Kind::File, Some(Hashed::File { hash, size })) => NodeRef::File { size: *size, hash },
             (Kind::File, _) => {
                 left.push(entries.len());
-                Node::File {
+                NodeRef::File {
                     size: f.size,
-                    hash: [0; 32],
+                    hash: &[0; 32],
                 }
             }
-            (Kind::Dir, _) => Node::Dir,
-            (Kind::Symlink, _) => Node::Symlink {
-                target: f.target.into_vec(),
-            },
-            (other, _) => Node::Special(other),
+            (Kind::Dir, _) => NodeRef::Dir,
+            (Kind::Symlink, _) => NodeRef::Symlink { target: &f.target },
+            (other, _) => NodeRef::Special(other),
         };
-        entries.push(Entry {
-            path: f.path.into_vec(),
-            mode: f.mode,
-            node,
-        });
+        entries.push(&f.path, f.mode, node);
     }
     let root_dir = beneath::Root::open(root)?;
     let seal_one = |&i: &usize| {
-        let e: &Entry = &entries[i];
+        let e = entries.at(i);
         // Through the walker, so paths longer than PATH_MAX work too.
-        let abs = || beneath::join(root, &e.path);
+        let abs = || beneath::join(root, e.path);
         match root_dir
-            .hash_file(&e.path, e.node.size())
+            .hash_file(e.path, e.node.size())
             .map_err(|err| Error::io("read", &abs(), err))?
         {
-            Hashed::File { hash, size } => Ok(Node::File { size, hash }),
+            Hashed::File { hash, size } => Ok((size, hash)),
             Hashed::NotRegular => Err(Error::Unstable(abs())),
         }
     };
-    let bytes = left.iter().map(|&i| entries[i].node.size()).sum();
+    let bytes = left.iter().map(|&i| entries.at(i).node.size()).sum();
     let pool = crate::pool::worth_threads(left.len(), bytes).then(crate::pool::workers);
-    let nodes: Vec<Result<Node>> = match pool.flatten() {
+    let sealed: Vec<Result<(u64, Hash)>> = match pool.flatten() {
         Some(pool) => pool.install(|| left.par_iter().map(seal_one).collect()),
         None => left.iter().map(seal_one).collect(),
     };
     // In path order: the first error is the first file that could not be hashed.
-    for (i, node) in left.into_iter().zip(nodes) {
-        entries[i].node = node?;
+    for (i, file) in left.into_iter().zip(sealed) {
+        let (size, hash) = file?;
+        entries.set_file(i, size, hash);
     }
     Ok(entries)
 }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use static_assertions::const_assert_eq;
 
 use crate::error::{Error, Result};
-use crate::tree::{self, Entry, Hash, Kind, Node, Rules};
+use crate::tree::{self, Entries, Hash, Kind, NodeRef, Rules};
 
 /// The first eight bytes of every manifest.
 pub const MAGIC: [u8; 8] = *b"TREESEAL";
@@ -88,7 +88,7 @@ pub struct Manifest {
     /// Where and when it was made.
     pub origin: Origin,
     /// The entries, in [`tree::path_order`], unique.
-    pub entries: Vec<Entry>,
+    pub entries: Entries,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -128,23 +128,23 @@ impl Manifest {
         );
         let mut prev: &[u8] = &[];
         for e in &self.entries {
-            let shared = common_prefix(prev, &e.path);
-            let tag = match &e.node {
-                Node::File { .. } => TAG_FILE,
-                Node::Dir => TAG_DIR,
-                Node::Symlink { .. } => TAG_SYMLINK,
-                Node::Special(Kind::Fifo) => TAG_FIFO,
-                Node::Special(Kind::Socket) => TAG_SOCKET,
-                Node::Special(_) => TAG_DEVICE,
+            let shared = common_prefix(prev, e.path);
+            let tag = match e.node {
+                NodeRef::File { .. } => TAG_FILE,
+                NodeRef::Dir => TAG_DIR,
+                NodeRef::Symlink { .. } => TAG_SYMLINK,
+                NodeRef::Special(Kind::Fifo) => TAG_FIFO,
+                NodeRef::Special(Kind::Socket) => TAG_SOCKET,
+                NodeRef::Special(_) => TAG_DEVICE,
             };
             let head = (e.mode ^ usual_mode(e.node.kind())) << TAG_BITS | tag;
             body = append(body, &(shared as u32, &e.path[shared..], head));
-            body = match &e.node {
-                Node::File { size, hash } => append(body, &(size, hash)),
-                Node::Symlink { target } => append(body, &target.as_slice()),
+            body = match e.node {
+                NodeRef::File { size, hash } => append(body, &(size, hash)),
+                NodeRef::Symlink { target } => append(body, &target),
                 _ => body,
             };
-            prev = &e.path;
+            prev = e.path;
         }
         let (header, rest) = body.split_at_mut(HEADER_LEN);
         let mut header = &mut header[..];
@@ -492,8 +492,13 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
 
     let (meta, mut rest): (Meta, _) =
         postcard::take_from_bytes(body).map_err(DecodeError::BadMeta)?;
-    let mut entries: Vec<Entry> = Vec::with_capacity(count as usize);
+    // The full paths usually take less than the body (m1m: 19 MB of paths in a 41 MB
+    // body, whose files also hold 32-byte hashes); what is not used is given back below.
+    // Unused capacity is never touched, so it costs address space, not resident memory.
+    let mut entries = Entries::with_capacity(count as usize, body.len());
     let mut dirs: Vec<usize> = Vec::new(); // lengths of the open ancestor directory paths
+                                           // The path being decoded: the previous one, cut to what it shares, and the suffix.
+    let mut path: Vec<u8> = Vec::new();
     for index in 0..count {
         let cannot = |e: postcard::Error| DecodeError::Undecodable {
             index,
@@ -502,7 +507,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
         let ((shared, suffix, head), tail): ((u32, &[u8], u32), _) =
             postcard::take_from_bytes(rest).map_err(cannot)?;
         rest = tail;
-        let prev: &[u8] = entries.last().map_or(&[], |e| &e.path);
+        let prev: &[u8] = entries.last().map_or(&[], |e| e.path);
         let shared = shared as usize;
         if shared > prev.len() {
             return Err(DecodeError::SharedPrefixTooLong {
@@ -511,8 +516,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
                 previous: prev.len(),
             });
         }
-        let mut path = Vec::with_capacity(shared + suffix.len());
-        path.extend_from_slice(&prev[..shared]);
+        path.truncate(shared);
         path.extend_from_slice(suffix);
         let at = |problem| DecodeError::BadEntry {
             index,
@@ -554,34 +558,31 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
                         source: None,
                     });
                 };
-                let hash: Hash = *hash;
                 rest = tail;
                 if size > i64::MAX as u64 {
                     return Err(at(EntryProblem::ImpossibleSize));
                 }
-                Node::File { size, hash }
+                NodeRef::File { size, hash }
             }
-            TAG_DIR => Node::Dir,
+            TAG_DIR => NodeRef::Dir,
             TAG_SYMLINK => {
                 let (target, tail): (&[u8], _) = postcard::take_from_bytes(rest).map_err(cannot)?;
                 rest = tail;
                 if target.is_empty() || target.contains(&0) {
                     return Err(at(EntryProblem::BadSymlinkTarget));
                 }
-                Node::Symlink {
-                    target: target.to_vec(),
-                }
+                NodeRef::Symlink { target }
             }
-            TAG_FIFO => Node::Special(Kind::Fifo),
-            TAG_SOCKET => Node::Special(Kind::Socket),
-            TAG_DEVICE => Node::Special(Kind::Device),
+            TAG_FIFO => NodeRef::Special(Kind::Fifo),
+            TAG_SOCKET => NodeRef::Special(Kind::Socket),
+            TAG_DEVICE => NodeRef::Special(Kind::Device),
             tag => return Err(at(EntryProblem::UnknownTag(tag))),
         };
-        if node == Node::Dir {
+        if node == NodeRef::Dir {
             dirs.push(path.len());
         }
         let mode = xmode ^ usual_mode(node.kind());
-        entries.push(Entry { path, mode, node });
+        entries.push(&path, mode, node);
     }
     if !rest.is_empty() {
         return Err(DecodeError::LeftOver(rest.len()));
@@ -591,6 +592,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
             return Err(DecodeError::BadPattern);
         }
     }
+    entries.shrink_to_fit();
     Ok(Manifest {
         rules: meta.rules,
         origin: meta.origin,
@@ -625,20 +627,18 @@ fn check_path(path: &[u8], from: usize) -> std::result::Result<(), EntryProblem>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tree::EntryRef;
 
     fn sample() -> Manifest {
-        let file = |p: &str, size, byte| Entry {
-            path: p.as_bytes().to_vec(),
+        let file = |p: &'static [u8], size, hash| EntryRef {
+            path: p,
             mode: 0o644,
-            node: Node::File {
-                size,
-                hash: [byte; 32],
-            },
+            node: NodeRef::File { size, hash },
         };
-        let dir = |p: &str| Entry {
-            path: p.as_bytes().to_vec(),
+        let dir = |p: &'static [u8]| EntryRef {
+            path: p,
             mode: 0o755,
-            node: Node::Dir,
+            node: NodeRef::Dir,
         };
         Manifest {
             rules: Rules {
@@ -650,28 +650,27 @@ mod tests {
                 source: Some("0e421ef".into()),
                 tool: "treeseal test".into(),
             },
-            entries: vec![
-                dir("a"),
-                file("a/b.txt", 3, 1),
-                dir("a/sub"),
-                Entry {
-                    path: b"a/sub/link".to_vec(),
+            entries: [
+                dir(b"a"),
+                file(b"a/b.txt", 3, &[1; 32]),
+                dir(b"a/sub"),
+                EntryRef {
+                    path: b"a/sub/link",
                     mode: 0o777,
-                    node: Node::Symlink {
-                        target: b"../b.txt".to_vec(),
+                    node: NodeRef::Symlink {
+                        target: b"../b.txt",
                     },
                 },
-                Entry {
-                    path: b"a/sub/pipe".to_vec(),
+                EntryRef {
+                    path: b"a/sub/pipe",
                     mode: 0o600,
-                    node: Node::Special(Kind::Fifo),
+                    node: NodeRef::Special(Kind::Fifo),
                 },
-                file("a.txt", 0, 2),
-                Entry {
-                    path: b"z\xff".to_vec(),
-                    ..file("z", 10, 3)
-                },
-            ],
+                file(b"a.txt", 0, &[2; 32]),
+                file(b"z\xff", 10, &[3; 32]),
+            ]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -712,9 +711,9 @@ mod tests {
         );
     }
 
-    fn with_entries(entries: Vec<Entry>) -> std::result::Result<Manifest, DecodeError> {
+    fn with_entries(entries: Vec<EntryRef>) -> std::result::Result<Manifest, DecodeError> {
         let m = Manifest {
-            entries,
+            entries: entries.into_iter().collect(),
             ..sample()
         };
         let mut bytes = m.encode();
@@ -722,9 +721,9 @@ mod tests {
         decode(&bytes)
     }
 
-    fn e(path: &[u8], node: Node) -> Entry {
-        Entry {
-            path: path.to_vec(),
+    fn e<'a>(path: &'a [u8], node: NodeRef<'a>) -> EntryRef<'a> {
+        EntryRef {
+            path,
             mode: 0o644,
             node,
         }
@@ -733,9 +732,9 @@ mod tests {
     #[test]
     fn rejects_bad_paths_and_order() {
         use EntryProblem::*;
-        let f = || Node::File {
+        let f = || NodeRef::File {
             size: 1,
-            hash: [0; 32],
+            hash: &[0; 32],
         };
         for (entries, want) in [
             (vec![e(b"../x", f())], DotComponent),
@@ -748,23 +747,35 @@ mod tests {
             (vec![e(b"a/b", f())], ParentMissing),
             (vec![e(b"a", f()), e(b"a/b", f())], ParentMissing),
             (
-                vec![e(b"a", Node::Dir), e(b"a/b", Node::Dir), e(b"a/bc/d", f())],
+                vec![
+                    e(b"a", NodeRef::Dir),
+                    e(b"a/b", NodeRef::Dir),
+                    e(b"a/bc/d", f()),
+                ],
                 ParentMissing,
             ),
             (
-                vec![e(b"l", Node::Symlink { target: vec![] })],
+                vec![e(b"l", NodeRef::Symlink { target: b"" })],
                 BadSymlinkTarget,
             ),
             // The bad component starts inside the part shared with the previous path.
             (
-                vec![e(b"a", Node::Dir), e(b"a/b", Node::Dir), e(b"a/b/..", f())],
+                vec![
+                    e(b"a", NodeRef::Dir),
+                    e(b"a/b", NodeRef::Dir),
+                    e(b"a/b/..", f()),
+                ],
                 DotComponent,
             ),
             (
-                vec![e(b"a", Node::Dir), e(b"a/bc", Node::Dir), e(b"a/b\0", f())],
+                vec![
+                    e(b"a", NodeRef::Dir),
+                    e(b"a/bc", NodeRef::Dir),
+                    e(b"a/b\0", f()),
+                ],
                 NulInPath,
             ),
-            (vec![e(b"a", Node::Dir), e(b"a/", f())], EmptyComponent),
+            (vec![e(b"a", NodeRef::Dir), e(b"a/", f())], EmptyComponent),
         ] {
             let err = with_entries(entries).unwrap_err();
             assert!(
@@ -780,8 +791,8 @@ mod tests {
             "entry 1 (a\\nb): out of order or duplicate"
         );
         let ok = vec![
-            e(b"a", Node::Dir),
-            e(b"a/b", Node::Dir),
+            e(b"a", NodeRef::Dir),
+            e(b"a/b", NodeRef::Dir),
             e(b"a/b/c", f()),
             e(b"a/d", f()),
             e(b"a.x", f()),
@@ -792,13 +803,10 @@ mod tests {
     #[test]
     fn rejects_unknown_kind_tags_and_mode_bits() {
         // One directory with its usual mode: its head, the body's last byte, is its tag.
-        let dir = Entry {
-            path: b"a".to_vec(),
-            mode: 0o755,
-            node: Node::Dir,
-        };
+        let mut entries = Entries::new();
+        entries.push(b"a", 0o755, NodeRef::Dir);
         let good = Manifest {
-            entries: vec![dir],
+            entries,
             ..sample()
         }
         .encode();

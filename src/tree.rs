@@ -1,7 +1,7 @@
 //! The in-memory model of a sealed tree, and the root digest defined over it.
 //!
-//! A tree is a list of [`Entry`] values in [path order](path_order) plus the [`Rules`] that
-//! decided what belongs to it. The root digest ([`digest`]) is computed from a canonical
+//! A tree is a list of entries in [path order](path_order), held compactly in [`Entries`]
+//! and read through [`EntryRef`] views, plus the [`Rules`] that decided what belongs to it. The root digest ([`digest`]) is computed from a canonical
 //! description of exactly that — not from the manifest's bytes — so the digest stays the
 //! same across manifest format changes that keep the content, and a tree locked with other
 //! rules (patterns, mode policy) has another digest. `docs/FORMAT.md` is the written
@@ -9,9 +9,12 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::mem::size_of;
+use std::ops::RangeBounds;
 
 use nix::libc;
 use serde::{Deserialize, Serialize};
+use static_assertions::const_assert_eq;
 
 use crate::error::{Error, Result};
 use crate::ignore::Matcher;
@@ -139,56 +142,388 @@ impl Rules {
     }
 }
 
-/// What an entry is, with the data that is sealed for that kind.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Node {
+/// What an entry is, with the data that is sealed for that kind (borrowed from
+/// [`Entries`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeRef<'a> {
     /// A regular file of `size` bytes whose content hashes to `hash`.
     File {
         /// Length in bytes.
         size: u64,
         /// blake3 of the content.
-        hash: Hash,
+        hash: &'a Hash,
     },
     /// A directory.
     Dir,
     /// A symbolic link with this target (raw bytes, never followed).
     Symlink {
         /// The link's target text.
-        target: Vec<u8>,
+        target: &'a [u8],
     },
     /// A FIFO, socket or device: only the kind is sealed.
     Special(Kind),
 }
 
-impl Node {
+impl NodeRef<'_> {
     /// The kind of this node.
     pub fn kind(&self) -> Kind {
         match self {
-            Node::File { .. } => Kind::File,
-            Node::Dir => Kind::Dir,
-            Node::Symlink { .. } => Kind::Symlink,
-            Node::Special(kind) => *kind,
+            NodeRef::File { .. } => Kind::File,
+            NodeRef::Dir => Kind::Dir,
+            NodeRef::Symlink { .. } => Kind::Symlink,
+            NodeRef::Special(kind) => *kind,
         }
     }
 
     /// The size of a file; 0 for everything else.
     pub fn size(&self) -> u64 {
         match self {
-            Node::File { size, .. } => *size,
+            NodeRef::File { size, .. } => *size,
             _ => 0,
         }
     }
 }
 
-/// One object of the tree.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+/// One object of the tree, as stored in [`Entries`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryRef<'a> {
     /// Relative to the root, `/`-separated, raw bytes, no leading `./`, never empty.
-    pub path: Vec<u8>,
+    pub path: &'a [u8],
     /// Permission bits (`mode & 0o7777`) as found at lock time.
     pub mode: u32,
     /// The kind and the sealed data.
-    pub node: Node,
+    pub node: NodeRef<'a>,
+}
+
+/// The fixed-size part of one entry in [`Entries`]; its path (and a symlink's target right
+/// after it) lie in the arena.
+#[derive(Clone, Copy)]
+struct Record {
+    /// A file's hash; zeros for every other kind.
+    hash: Hash,
+    /// A file's size, a symlink target's length, 0 for every other kind.
+    size: u64,
+    /// Where the path starts in the arena.
+    at: u64,
+    path_len: u32,
+    /// At most `0o7777`.
+    mode: u16,
+    kind: Kind,
+}
+// 56 bytes and no allocation of its own: a tree of a million entries is 56 MB of records
+// plus its paths, where an entry with its own path and target allocations took some 105.
+const_assert_eq!(size_of::<Record>(), 56);
+
+impl Record {
+    fn entry<'a>(&'a self, arena: &'a [u8]) -> EntryRef<'a> {
+        let at = self.at as usize;
+        let end = at + self.path_len as usize;
+        let node = match self.kind {
+            Kind::File => NodeRef::File {
+                size: self.size,
+                hash: &self.hash,
+            },
+            Kind::Dir => NodeRef::Dir,
+            Kind::Symlink => NodeRef::Symlink {
+                target: &arena[end..end + self.size as usize],
+            },
+            other => NodeRef::Special(other),
+        };
+        EntryRef {
+            path: &arena[at..end],
+            mode: u32::from(self.mode),
+            node,
+        }
+    }
+}
+
+/// The entries of a tree, in the order they were pushed (path order, for a tree): one
+/// byte arena with every path back to back, and one fixed-size record per entry. Read
+/// through [`EntryRef`] views; [`as_slice`](Entries::as_slice) and
+/// [`slice`](Entries::slice) give slice-like views of a range. Equality is entry by entry.
+#[derive(Clone, Default)]
+pub struct Entries {
+    arena: Vec<u8>,
+    records: Vec<Record>,
+}
+
+/// A borrowed range of [`Entries`], used like a slice: cheap to copy, sliced again with
+/// [`slice`](EntrySlice::slice).
+#[derive(Clone, Copy)]
+pub struct EntrySlice<'a> {
+    arena: &'a [u8],
+    records: &'a [Record],
+}
+
+impl Entries {
+    /// The bytes each entry takes besides its path and symlink target.
+    pub const RECORD_LEN: usize = size_of::<Record>();
+
+    /// No entries.
+    pub fn new() -> Entries {
+        Entries::default()
+    }
+
+    /// No entries, with room for `entries` entries whose paths and targets take
+    /// `bytes` bytes in all.
+    pub fn with_capacity(entries: usize, bytes: usize) -> Entries {
+        Entries {
+            arena: Vec::with_capacity(bytes),
+            records: Vec::with_capacity(entries),
+        }
+    }
+
+    /// Appends an entry. `mode` is permission bits only (at most `0o7777`); a
+    /// [`NodeRef::Special`] is a FIFO, socket or device.
+    pub fn push(&mut self, path: &[u8], mode: u32, node: NodeRef<'_>) {
+        assert!(mode <= 0o7777, "mode {mode:o} is more than permission bits");
+        let at = self.arena.len() as u64;
+        let path_len = u32::try_from(path.len()).expect("a path shorter than 4 GiB");
+        self.arena.extend_from_slice(path);
+        let (size, hash) = match node {
+            NodeRef::File { size, hash } => (size, *hash),
+            NodeRef::Symlink { target } => {
+                self.arena.extend_from_slice(target);
+                (target.len() as u64, [0; 32])
+            }
+            NodeRef::Dir | NodeRef::Special(_) => (0, [0; 32]),
+        };
+        self.records.push(Record {
+            hash,
+            size,
+            at,
+            path_len,
+            mode: mode as u16,
+            kind: node.kind(),
+        });
+    }
+
+    /// Sets the size and hash of the file entry at `index` (files are pushed before
+    /// they are hashed). Panics when it is not a file.
+    pub fn set_file(&mut self, index: usize, size: u64, hash: Hash) {
+        let r = &mut self.records[index];
+        assert_eq!(r.kind, Kind::File, "entry {index} is not a file");
+        (r.size, r.hash) = (size, hash);
+    }
+
+    /// Gives back spare capacity.
+    pub fn shrink_to_fit(&mut self) {
+        self.arena.shrink_to_fit();
+        self.records.shrink_to_fit();
+    }
+
+    /// Keeps the first `len` entries (all of them when there are fewer).
+    pub fn truncate(&mut self, len: usize) {
+        if let Some(r) = self.records.get(len) {
+            self.arena.truncate(r.at as usize);
+            self.records.truncate(len);
+        }
+    }
+
+    /// All the entries, as a slice-like view.
+    pub fn as_slice(&self) -> EntrySlice<'_> {
+        EntrySlice {
+            arena: &self.arena,
+            records: &self.records,
+        }
+    }
+
+    /// The entries in `range`. Panics when it is out of bounds, as slicing does.
+    pub fn slice(&self, range: impl RangeBounds<usize>) -> EntrySlice<'_> {
+        self.as_slice().slice(range)
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Entry `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<EntryRef<'_>> {
+        self.as_slice().get(index)
+    }
+
+    /// Entry `index`. Panics when it is out of bounds, as indexing a slice does.
+    pub fn at(&self, index: usize) -> EntryRef<'_> {
+        self.as_slice().at(index)
+    }
+
+    /// The last entry, if any.
+    pub fn last(&self) -> Option<EntryRef<'_>> {
+        self.as_slice().last()
+    }
+
+    /// The entries in order.
+    pub fn iter(&self) -> Iter<'_> {
+        self.as_slice().iter()
+    }
+
+    /// The heap bytes held, spare capacity included.
+    pub fn allocated(&self) -> usize {
+        self.arena.capacity() + self.records.capacity() * Self::RECORD_LEN
+    }
+}
+
+impl<'a> EntrySlice<'a> {
+    /// The entries in `range` of this view. Panics when it is out of bounds, as slicing
+    /// does.
+    pub fn slice(self, range: impl RangeBounds<usize>) -> EntrySlice<'a> {
+        let bounds = (range.start_bound().cloned(), range.end_bound().cloned());
+        EntrySlice {
+            arena: self.arena,
+            records: &self.records[bounds],
+        }
+    }
+
+    /// How many entries there are.
+    pub fn len(self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Entry `index`, if there is one.
+    pub fn get(self, index: usize) -> Option<EntryRef<'a>> {
+        Some(self.records.get(index)?.entry(self.arena))
+    }
+
+    /// Entry `index`. Panics when it is out of bounds, as indexing a slice does.
+    pub fn at(self, index: usize) -> EntryRef<'a> {
+        self.records[index].entry(self.arena)
+    }
+
+    /// The first entry, if any.
+    pub fn first(self) -> Option<EntryRef<'a>> {
+        self.get(0)
+    }
+
+    /// The last entry, if any.
+    pub fn last(self) -> Option<EntryRef<'a>> {
+        Some(self.records.last()?.entry(self.arena))
+    }
+
+    /// The entries in order.
+    pub fn iter(self) -> Iter<'a> {
+        Iter {
+            arena: self.arena,
+            records: self.records.iter(),
+        }
+    }
+
+    /// The index of the first entry for which `pred` is false, given that it is true for
+    /// a prefix and false for the rest (as [`slice::partition_point`]).
+    pub fn partition_point(self, mut pred: impl FnMut(EntryRef<'a>) -> bool) -> usize {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match pred(self.at(mid)) {
+                true => lo = mid + 1,
+                false => hi = mid,
+            }
+        }
+        lo
+    }
+
+    /// How many entries at the start of this view lie below the directory `dir`: in path
+    /// order all of them are contiguous, right after `dir` itself.
+    pub fn count_below(self, dir: &[u8]) -> usize {
+        self.iter().take_while(|e| is_below(e.path, dir)).count()
+    }
+}
+
+/// The entries of [`Entries`] or an [`EntrySlice`], in order.
+#[derive(Clone)]
+pub struct Iter<'a> {
+    arena: &'a [u8],
+    records: std::slice::Iter<'a, Record>,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = EntryRef<'a>;
+
+    fn next(&mut self) -> Option<EntryRef<'a>> {
+        Some(self.records.next()?.entry(self.arena))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.records.size_hint()
+    }
+
+    fn nth(&mut self, n: usize) -> Option<EntryRef<'a>> {
+        Some(self.records.nth(n)?.entry(self.arena))
+    }
+}
+
+impl DoubleEndedIterator for Iter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        Some(self.records.next_back()?.entry(self.arena))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl std::iter::FusedIterator for Iter<'_> {}
+
+impl<'a> IntoIterator for &'a Entries {
+    type Item = EntryRef<'a>;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl<'a> IntoIterator for EntrySlice<'a> {
+    type Item = EntryRef<'a>;
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+impl<'e> Extend<EntryRef<'e>> for Entries {
+    fn extend<I: IntoIterator<Item = EntryRef<'e>>>(&mut self, entries: I) {
+        for e in entries {
+            self.push(e.path, e.mode, e.node);
+        }
+    }
+}
+
+impl<'e> FromIterator<EntryRef<'e>> for Entries {
+    fn from_iter<I: IntoIterator<Item = EntryRef<'e>>>(entries: I) -> Entries {
+        let mut out = Entries::new();
+        out.extend(entries);
+        out
+    }
+}
+
+impl PartialEq for Entries {
+    fn eq(&self, other: &Entries) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Entries {}
+
+impl fmt::Debug for Entries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+impl fmt::Debug for EntrySlice<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// The order of entries in a manifest: component by component, each component compared
@@ -209,18 +544,12 @@ pub fn is_below(path: &[u8], dir: &[u8]) -> bool {
     path.len() > dir.len() && path[dir.len()] == b'/' && path.starts_with(dir)
 }
 
-/// How many items at the start of `rest`, a list in path order, lie below `dir` (all of
-/// them are contiguous, right after `dir` itself).
-pub fn count_below<T>(rest: &[T], dir: &[u8], path: impl Fn(&T) -> &[u8]) -> usize {
-    rest.iter().take_while(|x| is_below(path(x), dir)).count()
-}
-
 /// Domain separation for the root digest; changing it changes every digest.
 const DIGEST_DOMAIN: &[u8] = b"treeseal tree digest v1\0";
 
 /// The root digest of a tree: blake3 over the canonical description of `rules` and
 /// `entries` (which must be in [`path_order`]). See `docs/FORMAT.md`.
-pub fn digest(rules: &Rules, entries: &[Entry]) -> Hash {
+pub fn digest(rules: &Rules, entries: &Entries) -> Hash {
     let mut h = Feed::default();
     h.put(DIGEST_DOMAIN);
     h.put(&[match rules.modes {
@@ -234,16 +563,16 @@ pub fn digest(rules: &Rules, entries: &[Entry]) -> Hash {
     h.put(&(entries.len() as u64).to_le_bytes());
     for e in entries {
         let kind = e.node.kind();
-        h.put_bytes(&e.path);
+        h.put_bytes(e.path);
         h.put(&[kind.code()]);
         h.put(&rules.modes.effective(kind, e.mode).to_le_bytes());
-        match &e.node {
-            Node::File { size, hash } => {
+        match e.node {
+            NodeRef::File { size, hash } => {
                 h.put(&size.to_le_bytes());
                 h.put(hash);
             }
-            Node::Symlink { target } => h.put_bytes(target),
-            Node::Dir | Node::Special(_) => {}
+            NodeRef::Symlink { target } => h.put_bytes(target),
+            NodeRef::Dir | NodeRef::Special(_) => {}
         }
     }
     h.finish()
@@ -345,8 +674,76 @@ mod tests {
     }
 
     #[test]
+    fn entries_read_back_as_pushed_and_slice_like_a_slice() {
+        let nodes = [
+            NodeRef::Dir,
+            NodeRef::File {
+                size: 3,
+                hash: &[7; 32],
+            },
+            NodeRef::Symlink { target: b"../x" },
+            NodeRef::Special(Kind::Fifo),
+            NodeRef::File {
+                size: 0,
+                hash: &[0; 32],
+            },
+        ];
+        let paths: [&[u8]; 5] = [b"a", b"a/f", b"a/l", b"a/p", b"b"];
+        let mut entries = Entries::new();
+        for (i, (path, node)) in paths.iter().zip(nodes).enumerate() {
+            entries.push(path, 0o640 + i as u32, node);
+        }
+        assert_eq!(entries.len(), 5);
+        let got: Vec<EntryRef> = entries.iter().collect();
+        for (i, e) in got.iter().enumerate() {
+            assert_eq!(
+                (e.path, e.mode, e.node),
+                (paths[i], 0o640 + i as u32, nodes[i])
+            );
+            assert_eq!(entries.get(i), Some(*e));
+        }
+        assert_eq!(entries.get(5), None);
+        let backwards: Vec<&[u8]> = entries.iter().rev().map(|e| e.path).collect();
+        assert_eq!(backwards, paths.iter().rev().copied().collect::<Vec<_>>());
+        assert_eq!(entries.last(), got.last().copied());
+        assert_eq!(entries.iter().len(), 5);
+        let below = entries.slice(1..);
+        assert_eq!(below.count_below(b"a"), 3);
+        assert_eq!(below.at(0).path, b"a/f");
+        assert_eq!(below.slice(..2).last().map(|e| e.path), Some(&b"a/l"[..]));
+        assert_eq!(
+            below.partition_point(|e| path_order(e.path, b"a/m").is_lt()),
+            2
+        );
+        assert_eq!(entries.as_slice().partition_point(|_| true), 5);
+        // Equal entries are equal however they were built; a truncated store is its prefix.
+        let copy: Entries = entries.iter().collect();
+        assert_eq!(copy, entries);
+        let mut short = entries.clone();
+        short.truncate(3);
+        assert_eq!(short, entries.slice(..3).into_iter().collect());
+        assert_ne!(short, entries);
+        short.push(b"a/p", 0o643, NodeRef::Special(Kind::Fifo));
+        assert_eq!(short.at(3), entries.at(3));
+        short.set_file(1, 9, [1; 32]);
+        assert_eq!(
+            short.at(1).node,
+            NodeRef::File {
+                size: 9,
+                hash: &[1; 32]
+            }
+        );
+    }
+
+    #[test]
+    #[should_panic]
+    fn indexing_past_the_end_panics_as_a_slice_does() {
+        Entries::new().at(0);
+    }
+
+    #[test]
     fn digest_round_trips_through_text() {
-        let h = digest(&Rules::default(), &[]);
+        let h = digest(&Rules::default(), &Entries::new());
         let text = format_digest(&h);
         assert!(text.starts_with("blake3:") && text.len() == 7 + 64);
         assert_eq!(parse_digest(&text), Some(h));
@@ -367,23 +764,24 @@ mod tests {
 
     #[test]
     fn exec_policy_ignores_umask_bits_but_not_the_exec_bit() {
-        let e = |mode| Entry {
-            path: b"f".to_vec(),
-            mode,
-            node: Node::File {
+        let e = |mode| {
+            let mut entries = Entries::new();
+            let node = NodeRef::File {
                 size: 0,
-                hash: [0; 32],
-            },
+                hash: &[0; 32],
+            };
+            entries.push(b"f", mode, node);
+            entries
         };
         let exec = Rules::default();
-        assert_eq!(digest(&exec, &[e(0o664)]), digest(&exec, &[e(0o644)]));
-        assert_ne!(digest(&exec, &[e(0o644)]), digest(&exec, &[e(0o744)]));
+        assert_eq!(digest(&exec, &e(0o664)), digest(&exec, &e(0o644)));
+        assert_ne!(digest(&exec, &e(0o644)), digest(&exec, &e(0o744)));
         let full = Rules {
             modes: ModePolicy::Full,
             ..Rules::default()
         };
-        assert_ne!(digest(&full, &[e(0o664)]), digest(&full, &[e(0o644)]));
-        assert_ne!(digest(&exec, &[e(0o644)]), digest(&full, &[e(0o644)]));
+        assert_ne!(digest(&full, &e(0o664)), digest(&full, &e(0o644)));
+        assert_ne!(digest(&exec, &e(0o644)), digest(&full, &e(0o644)));
     }
 
     #[test]
@@ -393,6 +791,6 @@ mod tests {
             patterns: vec!["x".into()],
             ..Rules::default()
         };
-        assert_ne!(digest(&a, &[]), digest(&b, &[]));
+        assert_ne!(digest(&a, &Entries::new()), digest(&b, &Entries::new()));
     }
 }

@@ -28,7 +28,7 @@ use crate::escape::escape;
 use crate::hash::Hashed;
 use crate::ignore::Matcher;
 use crate::manifest::Manifest;
-use crate::tree::{count_below, is_below, path_order, Entry, Kind, ModePolicy, Node};
+use crate::tree::{is_below, path_order, EntryRef, EntrySlice, Kind, ModePolicy, NodeRef};
 use crate::walk::{self, Found, Stamp};
 
 /// What differs at one path.
@@ -220,7 +220,7 @@ static_assertions::const_assert_eq!(
 /// far. Whatever goes wrong here (an error, a file that changed) is left to the hashing
 /// after the merge, which decides it the one deterministic way.
 struct Checker<'a> {
-    expected: &'a [Entry],
+    expected: EntrySlice<'a>,
     trusted: &'a [(u32, Stamp)],
     all: bool,
     first: &'a AtomicUsize,
@@ -248,10 +248,10 @@ impl walk::Visitor for Checker<'_> {
             true => (0, e.len()),
             false => {
                 // Everything below `dir` comes right after it, in path order.
-                let next = e.partition_point(|x| path_order(&x.path, dir).is_le());
+                let next = e.partition_point(|x| path_order(x.path, dir).is_le());
                 (
                     next,
-                    next + e[next..].partition_point(|x| is_below(&x.path, dir)),
+                    next + e.slice(next..).partition_point(|x| is_below(x.path, dir)),
                 )
             }
         };
@@ -268,19 +268,19 @@ impl walk::Visitor for Checker<'_> {
         if !self.hash {
             return false;
         }
-        let below = &self.expected[cursor.next..cursor.end];
+        let below = self.expected.slice(cursor.next..cursor.end);
         // Names come in byte order, which is path order for names of one directory: most
         // often the entry is the very next one (a file after a file), and a search of the
         // rest is only needed past a subdirectory's entries or a missing name.
         let at = match below.first() {
-            Some(next) if *next.path == *path => cursor.next,
-            _ => cursor.next + below.partition_point(|x| path_order(&x.path, path).is_lt()),
+            Some(next) if next.path == path => cursor.next,
+            _ => cursor.next + below.partition_point(|x| path_order(x.path, path).is_lt()),
         };
         cursor.next = at;
-        let Some(entry) = self.expected[..cursor.end].get(at) else {
+        let Some(entry) = self.expected.slice(..cursor.end).get(at) else {
             return false;
         };
-        if *entry.path != *path || !matches!(entry.node, Node::File { .. }) {
+        if entry.path != path || !matches!(entry.node, NodeRef::File { .. }) {
             return false;
         }
         cursor.next = at + 1;
@@ -311,7 +311,7 @@ impl walk::Visitor for Checker<'_> {
         file: std::fs::File,
         meta: &nix::sys::stat::FileStat,
     ) -> Option<Checked> {
-        let Node::File { size, hash } = &self.expected[cursor.at].node else {
+        let NodeRef::File { size, hash } = self.expected.at(cursor.at).node else {
             return None;
         };
         let differs = || {
@@ -320,16 +320,14 @@ impl walk::Visitor for Checker<'_> {
                     .fetch_min(position(cursor.at), AtomicOrdering::Relaxed);
             }
         };
-        if meta.st_size as u64 != *size {
+        if meta.st_size as u64 != size {
             // The merge reports it from the size alone.
             differs();
             return None;
         }
-        match crate::hash::hash_regular(file, *size, *size) {
-            Ok(Hashed::File { hash: h, size: n }) if h == *hash && n == *size => {
-                Some(Checked::Same)
-            }
-            Ok(Hashed::File { size: n, .. }) if n == *size => {
+        match crate::hash::hash_regular(file, size, size) {
+            Ok(Hashed::File { hash: h, size: n }) if h == *hash && n == size => Some(Checked::Same),
+            Ok(Hashed::File { size: n, .. }) if n == size => {
                 differs();
                 Some(Checked::Differs)
             }
@@ -352,7 +350,7 @@ fn position(index: usize) -> usize {
 pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Report> {
     let matcher = manifest.rules.matcher()?;
     let policy = manifest.rules.modes;
-    let expected = &manifest.entries;
+    let expected = manifest.entries.as_slice();
     // The earliest position of a difference or error so far; unless all differences are
     // wanted, files after it are not hashed.
     let first = AtomicUsize::new(usize::MAX);
@@ -367,8 +365,8 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     // the merge, so the tree is never held whole.
     let range = options.window.clone().unwrap_or(0..expected.len());
     let end = range.end.min(expected.len());
-    let lo = (range.start > 0).then(|| &*expected[range.start.min(end)].path);
-    let hi = (end < expected.len()).then(|| &*expected[end].path);
+    let lo = (range.start > 0).then(|| expected.at(range.start.min(end)).path);
+    let hi = (end < expected.len()).then(|| expected.at(end).path);
     let before = |p: &[u8], bound: Option<&[u8]>| bound.is_some_and(|b| path_order(p, b).is_lt());
     let in_range = move |p: &[u8]| !before(p, lo) && hi.is_none_or(|h| before(p, Some(h)));
     // A directory is listed unless everything below it lies before `lo` or from `hi` on.
@@ -418,17 +416,20 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     // cost ~100 bytes per file: 15 MB on a 150k-file tree.)
     let (hashed, bytes) = (AtomicU64::new(hashed), AtomicU64::new(bytes));
     let check = |job: &Job| {
-        let (seq, entry) = (position(job.index as usize), &expected[job.index as usize]);
+        let (seq, entry) = (
+            position(job.index as usize),
+            expected.at(job.index as usize),
+        );
         if !options.all && seq > first.load(AtomicOrdering::Relaxed) {
             return None;
         }
         hashed.fetch_add(1, AtomicOrdering::Relaxed);
-        let what = match root_dir.hash_file(&entry.path, entry.node.size()) {
-            Ok(Hashed::File { hash, size }) => match &entry.node {
-                Node::File {
+        let what = match root_dir.hash_file(entry.path, entry.node.size()) {
+            Ok(Hashed::File { hash, size }) => match entry.node {
+                NodeRef::File {
                     hash: want,
                     size: want_size,
-                } if *want == hash && *want_size == size => {
+                } if *want == hash && want_size == size => {
                     bytes.fetch_add(size, AtomicOrdering::Relaxed);
                     return None;
                 }
@@ -441,23 +442,23 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
                 expected: Kind::File,
                 // Whatever replaced it; if even that cannot be looked at, it is
                 // still not the file that was sealed.
-                found: beneath::kind_now(root, &entry.path).unwrap_or(Kind::File),
+                found: beneath::kind_now(root, entry.path).unwrap_or(Kind::File),
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(What::Missing {
                 kind: Kind::File,
                 below: 0,
             }),
-            Err(e) => Err(Error::io("read", &beneath::join(root, &entry.path), e)),
+            Err(e) => Err(Error::io("read", &beneath::join(root, entry.path), e)),
         };
         if !options.all {
             first.fetch_min(seq, AtomicOrdering::Relaxed);
         }
-        let path = entry.path.clone();
+        let path = entry.path.to_vec();
         Some((seq, what.map(|what| Difference { path, what })))
     };
     let bytes_to_hash = jobs
         .iter()
-        .map(|j| expected[j.index as usize].node.size())
+        .map(|j| expected.at(j.index as usize).node.size())
         .sum();
     let pool = crate::pool::worth_threads(jobs.len(), bytes_to_hash).then(crate::pool::workers);
     let mut failures: Vec<(usize, Result<Difference>)> = match pool.flatten() {
@@ -540,7 +541,7 @@ struct Merged {
 
 /// Merges the manifest's entries in `range` with the walked objects, both in path order.
 fn merge(
-    expected: &[Entry],
+    expected: EntrySlice<'_>,
     range: Range<usize>,
     policy: ModePolicy,
     options: &Options,
@@ -567,18 +568,18 @@ fn merge(
     let (mut last_job, mut stamps) = (None, Vec::new());
     let mut i = range.start;
     loop {
-        let order = match ((i < end).then(|| &expected[i]), found.peek()) {
-            (Some(e), Some(f)) => path_order(&e.path, &f.path),
+        let order = match ((i < end).then(|| expected.at(i)), found.peek()) {
+            (Some(e), Some(f)) => path_order(e.path, &f.path),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
             (None, None) => break,
         };
         match order {
             Ordering::Less => {
-                let e = &expected[i];
-                let below = count_below(&expected[i + 1..], &e.path, |x| &x.path);
+                let e = expected.at(i);
+                let below = expected.slice(i + 1..).count_below(e.path);
                 let kind = e.node.kind();
-                note(position(i), &e.path, What::Missing { kind, below });
+                note(position(i), e.path, What::Missing { kind, below });
                 i += 1 + below;
             }
             Ordering::Greater => {
@@ -590,32 +591,32 @@ fn merge(
                 }
             }
             Ordering::Equal => {
-                let (seq, e, f) = (position(i), &expected[i], found.next().expect("peeked"));
+                let (seq, e, f) = (position(i), expected.at(i), found.next().expect("peeked"));
                 i += 1;
                 let expected_kind = e.node.kind();
                 if expected_kind != f.kind {
                     // Whatever was below either side is covered by this difference.
-                    i += count_below(&expected[i..], &e.path, |x| &x.path);
+                    i += expected.slice(i..).count_below(e.path);
                     skip_below(&mut found, &f.path);
                     let what = What::Type {
                         expected: expected_kind,
                         found: f.kind,
                     };
-                    note(seq, &e.path, what);
+                    note(seq, e.path, what);
                     continue;
                 }
-                if let Some(what) = mode_difference(policy, e, &f) {
-                    note(seq, &e.path, what);
+                if let Some(what) = mode_difference(policy, &e, &f) {
+                    note(seq, e.path, what);
                 }
-                match &e.node {
-                    Node::File { size, .. } if *size != f.size => {
+                match e.node {
+                    NodeRef::File { size, .. } if size != f.size => {
                         let what = What::Content {
-                            expected_size: *size,
+                            expected_size: size,
                             found_size: f.size,
                         };
-                        note(seq, &e.path, what);
+                        note(seq, e.path, what);
                     }
-                    Node::File { .. } => {
+                    NodeRef::File { .. } => {
                         let index = (i - 1) as u32;
                         // The snapshot is sorted by index, and so are these visits.
                         while snapshot.next_if(|(at, _)| *at < index).is_some() {}
@@ -637,7 +638,7 @@ fn merge(
                                             expected_size: f.size,
                                             found_size: f.size,
                                         };
-                                        let path = e.path.clone();
+                                        let path = e.path.to_vec();
                                         walk_diffs.push((seq, Ok(Difference { path, what })));
                                     }
                                     None => jobs.push(Job {
@@ -648,12 +649,12 @@ fn merge(
                             }
                         }
                     }
-                    Node::Symlink { target } if **target != *f.target => {
+                    NodeRef::Symlink { target } if *target != *f.target => {
                         let what = What::Target {
-                            expected: target.clone(),
+                            expected: target.to_vec(),
                             found: f.target.into_vec(),
                         };
-                        note(seq, &e.path, what);
+                        note(seq, e.path, what);
                     }
                     _ => {}
                 }
@@ -686,7 +687,7 @@ fn skip_below<C>(
     n
 }
 
-fn mode_difference<C>(policy: ModePolicy, e: &Entry, f: &Found<C>) -> Option<What> {
+fn mode_difference<C>(policy: ModePolicy, e: &EntryRef, f: &Found<C>) -> Option<What> {
     let kind = e.node.kind();
     let (want, have) = (
         policy.effective(kind, e.mode),

@@ -31,7 +31,7 @@ use nix::sys::stat::{mkdirat, Mode};
 use common::{cmd, lock, ts, Run, Tree};
 use treeseal::escape::escape;
 use treeseal::manifest::{decode, Manifest, Origin, HEADER_LEN};
-use treeseal::tree::{format_digest, Entry, Kind, Node, Rules};
+use treeseal::tree::{format_digest, Entries, Kind, NodeRef, Rules};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -145,9 +145,9 @@ fn manifest_of(t: &Tree) -> Manifest {
 fn symlinks(m: &Manifest) -> Vec<(String, String)> {
     m.entries
         .iter()
-        .filter_map(|e| match &e.node {
-            Node::Symlink { target } => Some((
-                String::from_utf8_lossy(&e.path).into_owned(),
+        .filter_map(|e| match e.node {
+            NodeRef::Symlink { target } => Some((
+                String::from_utf8_lossy(e.path).into_owned(),
                 String::from_utf8_lossy(target).into_owned(),
             )),
             _ => None,
@@ -730,27 +730,23 @@ fn library_manifest(root: &Path) -> Manifest {
     let rules = Rules::default();
     let found = treeseal::walk::walk(root, &rules.matcher().unwrap()).unwrap();
     let handle = treeseal::beneath::Root::open(root).unwrap();
-    let entries = found
-        .into_iter()
-        .map(|f| {
-            let node = match f.kind {
-                Kind::File => match handle.hash_file(&f.path, f.size).unwrap() {
-                    treeseal::hash::Hashed::File { hash, size } => Node::File { size, hash },
-                    other => panic!("{other:?}"),
-                },
-                Kind::Dir => Node::Dir,
-                Kind::Symlink => Node::Symlink {
-                    target: f.target.into_vec(),
-                },
-                other => Node::Special(other),
-            };
-            Entry {
-                path: f.path.into_vec(),
-                mode: f.mode,
-                node,
+    let mut entries = Entries::new();
+    for f in found {
+        let hashed = match f.kind {
+            Kind::File => Some(handle.hash_file(&f.path, f.size).unwrap()),
+            _ => None,
+        };
+        let node = match (f.kind, &hashed) {
+            (Kind::File, Some(treeseal::hash::Hashed::File { hash, size })) => {
+                NodeRef::File { size: *size, hash }
             }
-        })
-        .collect();
+            (Kind::File, other) => panic!("{other:?}"),
+            (Kind::Dir, _) => NodeRef::Dir,
+            (Kind::Symlink, _) => NodeRef::Symlink { target: &f.target },
+            (other, _) => NodeRef::Special(other),
+        };
+        entries.push(&f.path, f.mode, node);
+    }
     Manifest {
         rules,
         origin: Origin::default(),
@@ -901,11 +897,11 @@ fn hard_links_are_sealed_as_two_files() {
     lock(t.path());
     verify_d(t.path(), &[]).code(0);
     let m = manifest_of(&t);
-    let files: Vec<(&[u8], &Node)> = m
+    let files: Vec<(&[u8], NodeRef)> = m
         .entries
         .iter()
         .filter(|e| e.node.kind() == Kind::File)
-        .map(|e| (e.path.as_slice(), &e.node))
+        .map(|e| (e.path, e.node))
         .collect();
     assert_eq!(files.len(), 2);
     assert_eq!(files[0].0, b"a");
@@ -946,10 +942,10 @@ fn a_sparse_file_over_4_gib() {
     lock(t.path());
     let m = manifest_of(&t);
     assert_eq!(
-        m.entries[0].node,
-        Node::File {
+        m.entries.at(0).node,
+        NodeRef::File {
             size: LEN,
-            hash: {
+            hash: &{
                 // blake3 of LEN zero bytes, computed in pieces.
                 let mut h = blake3::Hasher::new();
                 let zeros = vec![0u8; 1 << 20];
@@ -1069,7 +1065,7 @@ fn a_root_that_is_a_mount_point_and_a_mount_inside_the_tree() {
         .unwrap()
         .entries
         .iter()
-        .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+        .map(|e| String::from_utf8_lossy(e.path).into_owned())
         .collect();
     assert_eq!(
         sealed,
@@ -1500,26 +1496,22 @@ fn no_length_field_makes_the_decoder_allocate_beyond_the_bytes_present() {
 #[test]
 fn a_million_entries_decode_in_bounded_memory_and_a_false_count_fails_fast() {
     // 1,000 directories of 999 files each: 1,000,000 entries, built in memory.
-    let mut entries = Vec::with_capacity(1_000_000);
+    let mut entries = Entries::new();
     for d in 0..1000u32 {
         let dir = format!("pkg{d:04}").into_bytes();
-        entries.push(Entry {
-            path: dir.clone(),
-            mode: 0o755,
-            node: Node::Dir,
-        });
+        entries.push(&dir, 0o755, NodeRef::Dir);
         for f in 0..999u32 {
             let mut hash = [0x5a; 32];
             hash[..4].copy_from_slice(&d.to_le_bytes());
             hash[4..8].copy_from_slice(&f.to_le_bytes());
-            entries.push(Entry {
-                path: [&dir[..], format!("/mod_{f:03}.py").as_bytes()].concat(),
-                mode: if f % 10 == 0 { 0o755 } else { 0o644 },
-                node: Node::File {
+            entries.push(
+                &[&dir[..], format!("/mod_{f:03}.py").as_bytes()].concat(),
+                if f % 10 == 0 { 0o755 } else { 0o644 },
+                NodeRef::File {
                     size: u64::from(f * 37),
-                    hash,
+                    hash: &hash,
                 },
-            });
+            );
         }
     }
     let m = Manifest {
@@ -1536,24 +1528,25 @@ fn a_million_entries_decode_in_bounded_memory_and_a_false_count_fails_fast() {
     assert_eq!(decoded.entries.len(), 1_000_000);
     assert!(decoded == m, "the decoded manifest differs");
     assert_eq!(decoded.digest(), m.digest());
-    // What the decoded manifest holds: the entry vector and one exact-size path each.
-    let held = (decoded.entries.capacity() * std::mem::size_of::<Entry>()) as u64
-        + decoded
-            .entries
-            .iter()
-            .map(|e| e.path.capacity() as u64)
-            .sum::<u64>();
+    // What the decoded manifest holds: the records and the path arena. While decoding,
+    // the arena has room for as many bytes as the body (never touched beyond the paths,
+    // and given back at the end), and nothing else is allocated per entry.
+    let held = decoded.entries.allocated() as u64;
     assert!(
-        peak <= held + (1 << 20),
+        peak <= held + bytes.len() as u64 + (1 << 20),
         "decoding allocated {peak} bytes at its peak for {held} bytes of result"
     );
+    assert!(
+        held <= 1_000_000 * (Entries::RECORD_LEN as u64 + 20),
+        "{held}"
+    );
     eprintln!(
-        "1,000,000 entries: manifest {} bytes ({:.1} per entry); decode peak heap growth {} bytes, result {} bytes (Entry is {} bytes)",
+        "1,000,000 entries: manifest {} bytes ({:.1} per entry); decode peak heap growth {} bytes, result {} bytes (records of {} bytes)",
         bytes.len(),
         bytes.len() as f64 / 1e6,
         peak,
         held,
-        std::mem::size_of::<Entry>()
+        Entries::RECORD_LEN
     );
     drop(decoded);
 
@@ -1572,7 +1565,7 @@ fn a_million_entries_decode_in_bounded_memory_and_a_false_count_fails_fast() {
     let (result, peak) = peak_growth(|| decode(&with_body(200, &body)));
     assert!(result.is_err());
     assert!(
-        peak <= 200 * std::mem::size_of::<Entry>() as u64 + 4 * 1024 + 2 * body.len() as u64,
+        peak <= 200 * Entries::RECORD_LEN as u64 + 4 * 1024 + 2 * body.len() as u64,
         "{peak}"
     );
 }

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use common::Tree;
 use treeseal::manifest::{Manifest, Origin};
-use treeseal::tree::{Kind, Node, Rules};
+use treeseal::tree::{EntryRef, Kind, NodeRef, Rules};
 use treeseal::verify::{verify, Options, What};
 
 /// xorshift64*: tiny, seeded, good enough to pick places.
@@ -262,14 +262,13 @@ fn mutate(
     kind: Mutation,
 ) -> (BTreeSet<(Vec<u8>, &'static str)>, Undo) {
     let abs = |rel: &[u8]| root.join(OsStr::from_bytes(rel));
-    let of_kind = |k: Kind| -> Vec<&treeseal::tree::Entry> {
-        m.entries.iter().filter(|e| e.node.kind() == k).collect()
-    };
+    let of_kind =
+        |k: Kind| -> Vec<EntryRef> { m.entries.iter().filter(|e| e.node.kind() == k).collect() };
     let files = of_kind(Kind::File);
     let nonempty: Vec<_> = files
         .iter()
         .copied()
-        .filter(|e| matches!(e.node, Node::File { size, .. } if size > 0))
+        .filter(|e| matches!(e.node, NodeRef::File { size, .. } if size > 0))
         .collect();
     let mode_of = |p: &Path| fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
     let one = |p: &[u8], what: &'static str| BTreeSet::from([(p.to_vec(), what)]);
@@ -280,7 +279,7 @@ fn mutate(
             } else {
                 &nonempty
             });
-            let p = abs(&e.path);
+            let p = abs(e.path);
             let before = fs::read(&p).unwrap();
             let mut after = before.clone();
             match kind {
@@ -296,13 +295,13 @@ fn mutate(
             }
             let mode = mode_of(&p);
             fs::write(&p, &after).unwrap();
-            (one(&e.path, "content"), Undo::Content(p, before, mode))
+            (one(e.path, "content"), Undo::Content(p, before, mode))
         }
         Mutation::Delete => {
             // A file, a symlink, or an empty directory.
             let empty_dirs: Vec<_> = of_kind(Kind::Dir)
                 .into_iter()
-                .filter(|d| fs::read_dir(abs(&d.path)).unwrap().next().is_none())
+                .filter(|d| fs::read_dir(abs(d.path)).unwrap().next().is_none())
                 .collect();
             let links = of_kind(Kind::Symlink);
             let e = match rng.below(10) {
@@ -310,21 +309,23 @@ fn mutate(
                 1 | 2 => *rng.pick(&links),
                 _ => *rng.pick(&files),
             };
-            let p = abs(&e.path);
+            let p = abs(e.path);
             let undo = match &e.node {
-                Node::File { .. } => Undo::Content(p.clone(), fs::read(&p).unwrap(), mode_of(&p)),
-                Node::Symlink { target } => Undo::Link(p.clone(), target.clone()),
+                NodeRef::File { .. } => {
+                    Undo::Content(p.clone(), fs::read(&p).unwrap(), mode_of(&p))
+                }
+                NodeRef::Symlink { target } => Undo::Link(p.clone(), target.to_vec()),
                 _ => Undo::Dir(p.clone(), mode_of(&p)),
             };
             match fs::symlink_metadata(&p).unwrap().is_dir() {
                 true => fs::remove_dir(&p).unwrap(),
                 false => fs::remove_file(&p).unwrap(),
             }
-            (one(&e.path, "missing"), undo)
+            (one(e.path, "missing"), undo)
         }
         Mutation::Add => {
             let dirs: Vec<&[u8]> = std::iter::once(&b""[..])
-                .chain(of_kind(Kind::Dir).into_iter().map(|d| d.path.as_slice()))
+                .chain(of_kind(Kind::Dir).into_iter().map(|d| d.path))
                 .collect();
             let dir = *rng.pick(&dirs);
             let name = new_name(rng, &abs(dir));
@@ -340,48 +341,48 @@ fn mutate(
         Mutation::Rename => {
             let e = rng.pick(&files);
             let dirs: Vec<&[u8]> = std::iter::once(&b""[..])
-                .chain(of_kind(Kind::Dir).into_iter().map(|d| d.path.as_slice()))
+                .chain(of_kind(Kind::Dir).into_iter().map(|d| d.path))
                 .collect();
             let dir = if rng.below(2) == 0 {
-                parent_of(&e.path)
+                parent_of(e.path)
             } else {
                 *rng.pick(&dirs)
             };
             let name = new_name(rng, &abs(dir));
             let to = join(dir, &name);
-            fs::rename(abs(&e.path), abs(&to)).unwrap();
+            fs::rename(abs(e.path), abs(&to)).unwrap();
             (
-                BTreeSet::from([(e.path.clone(), "missing"), (to.clone(), "extra")]),
-                Undo::Rename(abs(&to), abs(&e.path)),
+                BTreeSet::from([(e.path.to_vec(), "missing"), (to.clone(), "extra")]),
+                Undo::Rename(abs(&to), abs(e.path)),
             )
         }
         Mutation::ToggleExec => {
             let e = rng.pick(&files);
-            let p = abs(&e.path);
+            let p = abs(e.path);
             let mode = mode_of(&p);
             fs::set_permissions(&p, fs::Permissions::from_mode(mode ^ 0o100)).unwrap();
-            (one(&e.path, "exec"), Undo::Mode(p, mode))
+            (one(e.path, "exec"), Undo::Mode(p, mode))
         }
         Mutation::Retarget => {
             let links = of_kind(Kind::Symlink);
             let e = rng.pick(&links);
-            let Node::Symlink { target } = &e.node else {
+            let NodeRef::Symlink { target } = &e.node else {
                 unreachable!()
             };
-            let mut other = target.clone();
+            let mut other = target.to_vec();
             match rng.below(3) {
                 0 => other.push(*rng.pick(b"x/.")),
                 1 => other = b"/etc/passwd".to_vec(),
                 _ => other.insert(0, b'.'),
             }
-            let p = abs(&e.path);
+            let p = abs(e.path);
             fs::remove_file(&p).unwrap();
             std::os::unix::fs::symlink(OsStr::from_bytes(&other), &p).unwrap();
-            (one(&e.path, "target"), Undo::Link(p, target.clone()))
+            (one(e.path, "target"), Undo::Link(p, target.to_vec()))
         }
         Mutation::FileToDir => {
             let e = rng.pick(&files);
-            let p = abs(&e.path);
+            let p = abs(e.path);
             let (bytes, mode) = (fs::read(&p).unwrap(), mode_of(&p));
             fs::remove_file(&p).unwrap();
             fs::create_dir(&p).unwrap();
@@ -389,7 +390,7 @@ fn mutate(
                 // The same content one level down does not make it the same tree.
                 fs::write(p.join("content"), &bytes).unwrap();
             }
-            (one(&e.path, "type"), Undo::DirToFile(p, bytes, mode))
+            (one(e.path, "type"), Undo::DirToFile(p, bytes, mode))
         }
     }
 }
@@ -462,14 +463,14 @@ fn every_single_mutation_is_detected_at_its_path_and_nothing_else() {
     // The control group: changes that are not part of the tree must never be reported.
     let mut controls = 0;
     for _ in 0..PER_KIND {
-        let e = rng.pick(&m.entries);
-        let p = t.path().join(OsStr::from_bytes(&e.path));
+        let e = m.entries.at(rng.below(m.entries.len()));
+        let p = t.path().join(OsStr::from_bytes(e.path));
         match (&e.node, rng.below(3)) {
-            (Node::File { .. }, 0) => {
+            (NodeRef::File { .. }, 0) => {
                 let bytes = fs::read(&p).unwrap();
                 fs::write(&p, bytes).unwrap(); // same content, new mtime/ctime
             }
-            (Node::File { .. } | Node::Dir, 1) => {
+            (NodeRef::File { .. } | NodeRef::Dir, 1) => {
                 let mode = fs::metadata(&p).unwrap().permissions().mode();
                 fs::set_permissions(&p, fs::Permissions::from_mode(mode ^ 0o020)).unwrap();
             }

@@ -106,14 +106,14 @@ fn apply(t: &common::Tree, m: &Mutation) -> bool {
     let files: Vec<String> = manifest
         .entries
         .iter()
-        .filter(|e| matches!(e.node, treeseal::tree::Node::File { .. }))
-        .map(|e| String::from_utf8(e.path.clone()).unwrap())
+        .filter(|e| matches!(e.node, treeseal::tree::NodeRef::File { .. }))
+        .map(|e| String::from_utf8(e.path.to_vec()).unwrap())
         .collect();
     let links: Vec<String> = manifest
         .entries
         .iter()
-        .filter(|e| matches!(e.node, treeseal::tree::Node::Symlink { .. }))
-        .map(|e| String::from_utf8(e.path.clone()).unwrap())
+        .filter(|e| matches!(e.node, treeseal::tree::NodeRef::Symlink { .. }))
+        .map(|e| String::from_utf8(e.path.to_vec()).unwrap())
         .collect();
     let pick = |list: &[String], i: usize| list[i % list.len()].clone();
     match m {

@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let matcher = Matcher::new(&[]).expect("no patterns");
     if let Ok(Some(entries)) = fs.tree(b"/", &matcher) {
-        for e in entries {
+        for e in &entries {
             assert!(!e.path.is_empty() && !e.path.starts_with(b"/"));
         }
     }

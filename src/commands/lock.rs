@@ -10,7 +10,7 @@ use crate::escape::escape;
 use crate::exit::ExitCode;
 use crate::manifest::{Manifest, Origin, DEFAULT_NAME};
 use crate::output::{Level, Output};
-use crate::tree::{format_digest, Node};
+use crate::tree::{format_digest, NodeRef};
 use crate::words::{count, human_bytes};
 
 /// The source commit to record: `--source`, then well-known CI variables, then git.
@@ -99,7 +99,7 @@ pub fn lock(args: LockArgs, out: &mut Output) -> Result<ExitCode> {
 
 fn file_totals(m: &Manifest) -> (usize, u64) {
     m.entries.iter().fold((0, 0), |(n, b), e| match e.node {
-        Node::File { size, .. } => (n + 1, b + size),
+        NodeRef::File { size, .. } => (n + 1, b + size),
         _ => (n, b),
     })
 }

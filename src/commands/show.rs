@@ -7,7 +7,7 @@ use crate::escape::{escape, json_string};
 use crate::exit::ExitCode;
 use crate::manifest::Manifest;
 use crate::output::Output;
-use crate::tree::{hex, Entry, Node};
+use crate::tree::{hex, Entries, NodeRef};
 
 /// Runs `treeseal show`.
 pub fn show(args: ShowArgs, out: &mut Output) -> Result<ExitCode> {
@@ -18,25 +18,25 @@ pub fn show(args: ShowArgs, out: &mut Output) -> Result<ExitCode> {
 
 /// Lists `entries` on standard output: one b3sum line per file, or one JSON object per
 /// entry.
-pub(super) fn print(entries: &[Entry], json: bool, out: &mut Output) -> Result<()> {
+pub(super) fn print(entries: &Entries, json: bool, out: &mut Output) -> Result<()> {
     for e in entries {
         if json {
-            let path = String::from_utf8_lossy(&e.path);
+            let path = String::from_utf8_lossy(e.path);
             let mut line = format!(
                 "{{\"path\":{},\"kind\":\"{}\",",
                 json_string(&path),
                 e.node.kind()
             );
-            if std::str::from_utf8(&e.path).is_err() {
-                line.push_str(&format!("\"path_hex\":\"{}\",", hex_bytes(&e.path)));
+            if std::str::from_utf8(e.path).is_err() {
+                line.push_str(&format!("\"path_hex\":\"{}\",", hex_bytes(e.path)));
             }
-            line.push_str(&match &e.node {
-                Node::File { size, hash } => format!(
+            line.push_str(&match e.node {
+                NodeRef::File { size, hash } => format!(
                     "\"size\":{size},\"mode\":\"{:04o}\",\"hash\":\"{}\"}}",
                     e.mode,
                     hex(hash)
                 ),
-                Node::Symlink { target } => format!(
+                NodeRef::Symlink { target } => format!(
                     "\"size\":{},\"mode\":\"{:04o}\",\"target\":{}}}",
                     target.len(),
                     e.mode,
@@ -45,14 +45,10 @@ pub(super) fn print(entries: &[Entry], json: bool, out: &mut Output) -> Result<(
                 _ => format!("\"size\":0,\"mode\":\"{:04o}\"}}", e.mode),
             });
             out.data(&line)?;
-        } else if let Node::File { hash, .. } = &e.node {
+        } else if let NodeRef::File { hash, .. } = e.node {
             // b3sum's convention: a line whose name needed escaping starts with `\`.
-            let name = escape(&e.path);
-            let mark = if name.as_bytes() != e.path.as_slice() {
-                "\\"
-            } else {
-                ""
-            };
+            let name = escape(e.path);
+            let mark = if name.as_bytes() != e.path { "\\" } else { "" };
             out.data(&format!("{mark}{}  {name}", hex(hash)))?;
         }
     }

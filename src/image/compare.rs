@@ -8,12 +8,12 @@
 use crate::diff::{self, Change};
 use crate::ignore::Matcher;
 use crate::manifest::{Manifest, Origin};
-use crate::tree::{Entry, Kind, ModePolicy};
+use crate::tree::{Entries, Kind, ModePolicy};
 use crate::verify::{Difference, Report, What};
 
 /// Compares `found` (the image's tree, already selected under the manifest's rules) with
 /// `manifest`. Extra paths matching `allow_extra` are not differences.
-pub fn compare(manifest: &Manifest, found: Vec<Entry>, allow_extra: Option<&Matcher>) -> Report {
+pub fn compare(manifest: &Manifest, found: Entries, allow_extra: Option<&Matcher>) -> Report {
     let image = Manifest {
         rules: manifest.rules.clone(),
         origin: Origin::default(),
@@ -77,17 +77,19 @@ pub fn compare(manifest: &Manifest, found: Vec<Entry>, allow_extra: Option<&Matc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::{Node, Rules};
+    use crate::tree::{NodeRef, Rules};
 
-    fn file(path: &str, mode: u32, byte: u8) -> Entry {
-        Entry {
-            path: path.into(),
-            mode,
-            node: Node::File {
+    /// Files of one byte, each with its path, mode and hash byte.
+    fn files(list: &[(&str, u32, u8)]) -> Entries {
+        let mut entries = Entries::new();
+        for &(path, mode, byte) in list {
+            let node = NodeRef::File {
                 size: 1,
-                hash: [byte; 32],
-            },
+                hash: &[byte; 32],
+            };
+            entries.push(path.as_bytes(), mode, node);
         }
+        entries
     }
 
     #[test]
@@ -95,17 +97,9 @@ mod tests {
         let m = Manifest {
             rules: Rules::default(),
             origin: Origin::default(),
-            entries: vec![
-                file("a", 0o644, 1),
-                file("b", 0o755, 2),
-                file("c", 0o644, 3),
-            ],
+            entries: files(&[("a", 0o644, 1), ("b", 0o755, 2), ("c", 0o644, 3)]),
         };
-        let found = vec![
-            file("a", 0o600, 1),
-            file("b", 0o644, 2),
-            file("d", 0o644, 4),
-        ];
+        let found = files(&[("a", 0o600, 1), ("b", 0o644, 2), ("d", 0o644, 4)]);
         let r = compare(&m, found, None);
         let lines: Vec<String> = r.differences.iter().map(|d| d.to_string()).collect();
         assert_eq!(
@@ -115,12 +109,12 @@ mod tests {
         let allow = Matcher::new(&["d".into()]).unwrap();
         let r = compare(
             &m,
-            vec![
-                file("a", 0o644, 1),
-                file("b", 0o755, 2),
-                file("c", 0o644, 3),
-                file("d", 0o644, 4),
-            ],
+            files(&[
+                ("a", 0o644, 1),
+                ("b", 0o755, 2),
+                ("c", 0o644, 3),
+                ("d", 0o644, 4),
+            ]),
             Some(&allow),
         );
         assert!(r.is_equal());

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use crate::escape::escape;
 use crate::ignore::{Decision, DirState, Matcher};
 use crate::manifest::DEFAULT_NAME;
-use crate::tree::{path_order, Entry, Hash, Kind, Node};
+use crate::tree::{path_order, Entries, EntryRef, Hash, Kind, NodeRef};
 
 use super::layer::{Item, Layer};
 
@@ -387,12 +387,12 @@ impl Fs {
     /// The tree at `root` (an absolute or root-relative path, symlinks followed) as sealed
     /// entries in path order, as the walker sees it under `matcher`: the manifest at
     /// `root/.treeseal` is never part of it. `None` when `root` is not a directory.
-    pub fn tree(&self, root: &[u8], matcher: &Matcher) -> Result<Option<Vec<Entry>>, FsError> {
+    pub fn tree(&self, root: &[u8], matcher: &Matcher) -> Result<Option<Entries>, FsError> {
         let root = self.resolve(root, true)?;
         if !root.is_empty() && !matches!(self.objects.get(&root), Some((_, Object::Dir))) {
             return Ok(None);
         }
-        let below: Vec<_> = if root.is_empty() {
+        let mut below: Vec<_> = if root.is_empty() {
             self.objects.iter().collect()
         } else {
             let mut hi = root.clone();
@@ -400,23 +400,17 @@ impl Fs {
             self.objects.range(child(&root, b"")..hi).collect()
         };
         let skip = if root.is_empty() { 0 } else { root.len() + 1 };
-        let mut entries: Vec<Entry> = below
-            .into_iter()
-            .map(|(path, (mode, object))| Entry {
-                path: path[skip..].to_vec(),
-                mode: *mode,
-                node: match object {
-                    Object::File { size, hash, .. } => Node::File {
-                        size: *size,
-                        hash: *hash,
-                    },
-                    Object::Dir => Node::Dir,
-                    Object::Symlink(t) => Node::Symlink { target: t.clone() },
-                    Object::Special(k) => Node::Special(*k),
-                },
-            })
-            .collect();
-        entries.sort_by(|a, b| path_order(&a.path, &b.path));
+        below.sort_by(|(a, _), (b, _)| path_order(&a[skip..], &b[skip..]));
+        let entries = below.into_iter().map(|(path, (mode, object))| EntryRef {
+            path: &path[skip..],
+            mode: *mode,
+            node: match object {
+                Object::File { size, hash, .. } => NodeRef::File { size: *size, hash },
+                Object::Dir => NodeRef::Dir,
+                Object::Symlink(t) => NodeRef::Symlink { target: t },
+                Object::Special(k) => NodeRef::Special(*k),
+            },
+        });
         Ok(Some(select(entries, matcher)))
     }
 }
@@ -424,18 +418,18 @@ impl Fs {
 /// Keeps the entries the walker would return under `matcher`: an excluded entry goes with
 /// everything below it; a directory excluded only "for exceptions" (`Descend`) stays when
 /// something below it stays; the manifest at the root never counts.
-pub fn select(entries: Vec<Entry>, matcher: &Matcher) -> Vec<Entry> {
+pub fn select<'a>(entries: impl IntoIterator<Item = EntryRef<'a>>, matcher: &Matcher) -> Entries {
     struct Frame {
         state: DirState,
         /// Index in `out` of a tentatively kept `Descend` directory.
         tentative: Option<usize>,
         kept_below: bool,
     }
-    let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
-    let mut stack: Vec<(Vec<u8>, Frame)> = Vec::new();
-    let mut skip: Option<Vec<u8>> = None;
+    let mut out = Entries::new();
+    let mut stack: Vec<(&[u8], Frame)> = Vec::new();
+    let mut skip: Option<&[u8]> = None;
     let below = |p: &[u8], d: &[u8]| p.len() > d.len() && p[d.len()] == b'/' && p.starts_with(d);
-    let close = |stack: &mut Vec<(Vec<u8>, Frame)>, out: &mut Vec<Entry>| {
+    let close = |stack: &mut Vec<(&[u8], Frame)>, out: &mut Entries| {
         let (_, frame) = stack.pop().expect("a frame");
         if let Some(at) = frame.tentative {
             if !frame.kept_below {
@@ -449,13 +443,13 @@ pub fn select(entries: Vec<Entry>, matcher: &Matcher) -> Vec<Entry> {
         }
     };
     for e in entries {
-        if let Some(s) = &skip {
-            if below(&e.path, s) {
+        if let Some(s) = skip {
+            if below(e.path, s) {
                 continue;
             }
             skip = None;
         }
-        while stack.last().is_some_and(|(d, _)| !below(&e.path, d)) {
+        while stack.last().is_some_and(|(d, _)| !below(e.path, d)) {
             close(&mut stack, &mut out);
         }
         if stack.is_empty() && e.path == DEFAULT_NAME.as_bytes() {
@@ -464,7 +458,7 @@ pub fn select(entries: Vec<Entry>, matcher: &Matcher) -> Vec<Entry> {
         let root_state = matcher.root_state();
         let state = stack.last().map_or(&root_state, |(_, f)| &f.state);
         let is_dir = e.node.kind() == Kind::Dir;
-        match matcher.decide(&e.path, is_dir, state) {
+        match matcher.decide(e.path, is_dir, state) {
             Decision::Exclude => skip = Some(e.path),
             Decision::Include(s) => {
                 if let Some((_, parent)) = stack.last_mut() {
@@ -472,7 +466,7 @@ pub fn select(entries: Vec<Entry>, matcher: &Matcher) -> Vec<Entry> {
                 }
                 if is_dir {
                     stack.push((
-                        e.path.clone(),
+                        e.path,
                         Frame {
                             state: s,
                             tentative: None,
@@ -480,18 +474,18 @@ pub fn select(entries: Vec<Entry>, matcher: &Matcher) -> Vec<Entry> {
                         },
                     ));
                 }
-                out.push(e);
+                out.push(e.path, e.mode, e.node);
             }
             Decision::Descend(s) => {
                 stack.push((
-                    e.path.clone(),
+                    e.path,
                     Frame {
                         state: s,
                         tentative: Some(out.len()),
                         kept_below: false,
                     },
                 ));
-                out.push(e);
+                out.push(e.path, e.mode, e.node);
             }
         }
     }
@@ -525,7 +519,7 @@ mod tests {
             .unwrap()
             .unwrap()
             .iter()
-            .map(|e| String::from_utf8_lossy(&e.path).into_owned())
+            .map(|e| String::from_utf8_lossy(e.path).into_owned())
             .collect()
     }
 
@@ -705,8 +699,8 @@ mod tests {
             .tree(b"/app", &m)
             .unwrap()
             .unwrap()
-            .into_iter()
-            .map(|e| String::from_utf8(e.path).unwrap())
+            .iter()
+            .map(|e| String::from_utf8(e.path.to_vec()).unwrap())
             .collect();
         assert_eq!(got, ["a", "lib", "lib/x"]);
         let m = Matcher::new(&["lib".into(), "!lib/nothing".into()]).unwrap();

@@ -27,7 +27,7 @@ pub use error::ImageError;
 use crate::error::{Error, Result};
 use crate::ignore::Matcher;
 use crate::manifest::{self, Manifest, Origin};
-use crate::tree::{Entry, Hash, Rules};
+use crate::tree::{Entries, Hash, Rules};
 use crate::verify::Report;
 use format::{Config, Platform};
 use fs::{Fs, Object};
@@ -156,7 +156,7 @@ impl Image {
     }
 
     /// The tree at the absolute `root` inside the image, under `rules`.
-    pub fn tree(&self, root: &str, rules: &Rules) -> Result<Vec<Entry>> {
+    pub fn tree(&self, root: &str, rules: &Rules) -> Result<Entries> {
         let matcher = crate::lock::matcher(rules)?;
         match self
             .fs

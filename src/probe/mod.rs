@@ -44,7 +44,7 @@ use crate::hash::{self, Hashed};
 use crate::manifest::Manifest;
 use crate::piecewise::{Partial, Step, PIECE_LEN};
 use crate::snapshot::{Snapshot, TreeState, RACY_WINDOW_NS};
-use crate::tree::{Kind, Node};
+use crate::tree::{Kind, NodeRef};
 use crate::verify::{self, Difference, Options, Report, What};
 use crate::walk::Stamp;
 
@@ -263,8 +263,8 @@ fn probe_tree(
     let len = entries.len();
     let mut coverage = Coverage {
         entries: len as u64,
-        bytes: entries.iter().map(|e| file_size(&e.node)).sum(),
-        pieced: entries.iter().any(|e| file_size(&e.node) > PIECE_LEN),
+        bytes: entries.iter().map(|e| e.node.size()).sum(),
+        pieced: entries.iter().any(|e| e.node.size() > PIECE_LEN),
         ..Coverage::default()
     };
     let progress = &mut state.progress;
@@ -339,7 +339,7 @@ fn probe_tree(
                 }
                 Ok(_) => {}
             }
-            hashed_bytes += file_size(&entries[index].node);
+            hashed_bytes += entries.at(index).node.size();
             coverage.unvouched_hashed += 1;
         }
     }
@@ -366,8 +366,8 @@ fn probe_tree(
             break;
         }
         let index = cursor;
-        let size = file_size(&entries[index].node);
-        if matches!(entries[index].node, Node::File { .. }) {
+        let size = entries.at(index).node.size();
+        if matches!(entries.at(index).node, NodeRef::File { .. }) {
             let done = match size > PIECE_LEN {
                 false => match hash_entry(root, &root_dir, manifest, index)? {
                     Err(what) => return Ok(Err(differs(manifest, index, what))),
@@ -421,29 +421,29 @@ fn hash_piece(
     state: Partial,
 ) -> Result<Piece> {
     use std::os::unix::fs::FileExt;
-    let entry = &manifest.entries[index];
-    let Node::File { size, hash } = &entry.node else {
+    let entry = manifest.entries.at(index);
+    let NodeRef::File { size, hash } = entry.node else {
         return Ok(Piece::Done(0));
     };
-    let io_error = |e| Error::io("read", &beneath::join(root, &entry.path), e);
-    let (file, meta) = match open_sealed_file(root, dir, &entry.path)? {
+    let io_error = |e| Error::io("read", &beneath::join(root, entry.path), e);
+    let (file, meta) = match open_sealed_file(root, dir, entry.path)? {
         Ok(opened) => opened,
         Err(what) => return Ok(Piece::Differs(what)),
     };
     let changed_size = |found_size| {
         Piece::Differs(What::Content {
-            expected_size: *size,
+            expected_size: size,
             found_size,
         })
     };
-    if meta.len() != *size {
+    if meta.len() != size {
         return Ok(changed_size(meta.len()));
     }
-    let state = match state.fits(*size) {
+    let state = match state.fits(size) {
         true => state,
         false => Partial::default(),
     };
-    let range = state.next_piece(*size);
+    let range = state.next_piece(size);
     let mut data = vec![0; (range.end - range.start) as usize];
     match file.read_exact_at(&mut data, range.start) {
         Ok(()) => {}
@@ -454,19 +454,11 @@ fn hash_piece(
         Err(e) => return Err(io_error(e)),
     }
     let bytes = data.len() as u64;
-    Ok(match state.step(&data, *size) {
+    Ok(match state.step(&data, size) {
         Step::More(state) => Piece::More(state, bytes),
         Step::Done(found) if found == *hash => Piece::Done(bytes),
-        Step::Done(_) => changed_size(*size),
+        Step::Done(_) => changed_size(size),
     })
-}
-
-/// The size of a regular file's entry; 0 for other kinds.
-fn file_size(node: &Node) -> u64 {
-    match node {
-        Node::File { size, .. } => *size,
-        _ => 0,
-    }
 }
 
 /// Hashes the file of manifest entry `index`: `Ok` when it is the sealed one, with the
@@ -478,23 +470,23 @@ fn hash_entry(
     manifest: &Manifest,
     index: usize,
 ) -> Result<std::result::Result<Option<Stamp>, What>> {
-    let entry = &manifest.entries[index];
-    let Node::File { size, hash } = &entry.node else {
+    let entry = manifest.entries.at(index);
+    let NodeRef::File { size, hash } = entry.node else {
         return Ok(Ok(None));
     };
-    let (file, meta) = match open_sealed_file(root, dir, &entry.path)? {
+    let (file, meta) = match open_sealed_file(root, dir, entry.path)? {
         Ok(opened) => opened,
         Err(what) => return Ok(Err(what)),
     };
     let stamp = Stamp::of_metadata(&meta);
-    Ok(match hash::hash_opened(file, *size) {
-        Ok(Hashed::File { hash: h, size: s }) if h == *hash && s == *size => Ok(stamp),
+    Ok(match hash::hash_opened(file, size) {
+        Ok(Hashed::File { hash: h, size: s }) if h == *hash && s == size => Ok(stamp),
         Ok(Hashed::File { size: found, .. }) => Err(What::Content {
-            expected_size: *size,
+            expected_size: size,
             found_size: found,
         }),
-        Ok(Hashed::NotRegular) => Err(not_regular(root, &entry.path)),
-        Err(e) => return Err(Error::io("read", &beneath::join(root, &entry.path), e)),
+        Ok(Hashed::NotRegular) => Err(not_regular(root, entry.path)),
+        Err(e) => return Err(Error::io("read", &beneath::join(root, entry.path), e)),
     })
 }
 
@@ -559,7 +551,7 @@ fn with_stamps(stamps: Vec<(u32, Stamp)>, mut fresh: Vec<(u32, Stamp)>) -> Vec<(
 fn differs(manifest: &Manifest, index: usize, what: What) -> Report {
     Report {
         differences: vec![Difference {
-            path: manifest.entries[index].path.clone(),
+            path: manifest.entries.at(index).path.to_vec(),
             what,
         }],
         entries: manifest.entries.len(),
