@@ -395,14 +395,17 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// The snapshot that lets a later healthcheck trust these trees' unchanged files.
-    pub fn snapshot(&self) -> Snapshot {
+    /// The snapshot that lets a later healthcheck trust these trees' unchanged files. The
+    /// reports' stamps move into it.
+    pub fn take_snapshot(&mut self) -> Snapshot {
+        let started_ns = self.started_ns;
         Snapshot {
             trees: self
                 .trees
-                .iter()
+                .iter_mut()
                 .map(|(tree, digest, report)| {
-                    TreeState::new(&tree.root, *digest, &report.stamps, self.started_ns)
+                    let stamps = std::mem::take(&mut report.stamps);
+                    TreeState::new(&tree.root, *digest, stamps, started_ns)
                 })
                 .collect(),
         }

@@ -46,7 +46,7 @@ pub fn run(args: RunArgs, out: &mut Output, env: Env) -> ExitCode {
         }
         Err(e) => return refuse(out, e),
     };
-    let checked = match gate::check(&config, None) {
+    let mut checked = match gate::check(&config, None) {
         Ok(Ok(checked)) => checked,
         Ok(Err((tree, refusal))) => {
             let (line, fields) = refusal.describe(&tree);
@@ -57,7 +57,7 @@ pub fn run(args: RunArgs, out: &mut Output, env: Env) -> ExitCode {
     };
     let saved = match config.snapshot_path() {
         None => Err("no safe directory for it".to_string()),
-        Some(path) => checked.snapshot().save(&path).map_err(|e| {
+        Some(path) => checked.take_snapshot().save(&path).map_err(|e| {
             format!(
                 "{}: {e}",
                 crate::escape::escape(path.as_os_str().as_encoded_bytes())

@@ -49,7 +49,7 @@ impl Fixture {
     fn snapshot(&self) -> Snapshot {
         let mut checked = gate::check(&self.config, None).unwrap().unwrap();
         checked.started_ns += 10_000_000_000;
-        checked.snapshot()
+        checked.take_snapshot()
     }
 
     #[allow(clippy::result_large_err)] // the crate's own `Outcome` type
