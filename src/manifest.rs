@@ -14,11 +14,14 @@
 //! one varint (`head`), so a typical source file costs its file name, five or six varint
 //! bytes and its 32-byte hash.
 //!
-//! [`decode`] takes bytes, never a path, and treats them as hostile: every length is
-//! bounded by the bytes that are actually there, every entry is validated (relative path,
-//! no empty, `.` or `..` components, no NUL, strictly increasing, parent directory listed,
-//! sane mode), and any corrupted byte is caught by the body checksum before the body is
-//! read. Errors are one-line reasons; the decoder never panics.
+//! [`decode`] (bytes) and [`Manifest::load`] (a file) treat the manifest as hostile: every
+//! length is bounded by the bytes that are actually there, every entry is validated
+//! (relative path, no empty, `.` or `..` components, no NUL, strictly increasing, parent
+//! directory listed, sane mode), and any corrupted byte is reported as a checksum mismatch.
+//! Both go through one decoder that reads the body through a window and hashes it as it
+//! goes, so a manifest file is never all in memory beside what it decodes to; nothing
+//! decoded is returned, and no error from inside the body reported, before the whole body
+//! hashed to the header's checksum. Errors are one-line reasons; the decoder never panics.
 
 use std::fmt;
 use std::mem::{align_of, offset_of, size_of};
@@ -172,6 +175,9 @@ impl Manifest {
     /// such as `/dev/zero` cannot make the reader allocate without end or block forever on
     /// a terminal. A named pipe blocks on opening until a writer opens it, as any reader
     /// of a FIFO does; what it then delivers is decoded like any other manifest.
+    ///
+    /// A regular file is decoded as it is read, through a window, after its length was
+    /// checked against the header; the errors are those [`decode`] gives for its bytes.
     pub fn load(path: &Path) -> Result<Manifest> {
         use std::io::Read;
         use std::os::unix::fs::FileTypeExt;
@@ -203,9 +209,20 @@ impl Manifest {
         if meta.len() > MAX_LEN {
             return Err(too_long());
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.take(MAX_LEN + 1)
-            .read_to_end(&mut bytes)
+        let file = file.take(MAX_LEN + 1);
+        if kind.is_file() {
+            // Streamed through a window: the file's bytes are never all in memory at once
+            // (at 1M entries they are 40 MB beside the 76 MB of decoded entries).
+            return decode_from(file, meta.len(), WINDOW).map_err(|fail| match fail {
+                Fail::Decode(e) => corrupt(e.to_string()),
+                Fail::Io(e) => Error::io("read manifest", path, e),
+            });
+        }
+        // A pipe has no length to check the header's numbers against before anything is
+        // reserved from them, so it is read whole, as the rare thing it is.
+        let mut bytes = Vec::new();
+        let mut file = file;
+        file.read_to_end(&mut bytes)
             .map_err(|e| Error::io("read manifest", path, e))?;
         if bytes.len() as u64 > MAX_LEN {
             return Err(too_long());
@@ -448,76 +465,150 @@ impl std::error::Error for DecodeError {}
 
 /// Decodes a manifest from its bytes.
 pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
-    if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
-        return Err(DecodeError::WrongMagic);
+    // Fuzzing reads through a window of a few bytes, so that every entry straddles a
+    // window's edge somewhere and the refill and growth paths get the hostile input too.
+    let window = if cfg!(fuzzing) {
+        1 + bytes.len() % 13
+    } else {
+        WINDOW
+    };
+    match decode_from(bytes, bytes.len() as u64, window) {
+        Ok(m) => Ok(m),
+        Err(Fail::Decode(e)) => Err(e),
+        Err(Fail::Io(e)) => unreachable!("reading a slice cannot fail: {e}"),
     }
-    if bytes.len() < HEADER_LEN {
-        return Err(DecodeError::ShortHeader { len: bytes.len() });
+}
+
+/// The window a manifest's body is read and decoded through; grown only for an entry
+/// longer than it (a very long path or symlink target).
+const WINDOW: usize = 256 << 10;
+
+/// Why [`decode_from`] failed: the bytes are not a manifest, or reading them failed.
+#[derive(Debug)]
+enum Fail {
+    Decode(DecodeError),
+    Io(std::io::Error),
+}
+
+impl From<DecodeError> for Fail {
+    fn from(e: DecodeError) -> Fail {
+        Fail::Decode(e)
     }
-    let (header, body) = bytes.split_at(HEADER_LEN);
+}
+
+impl From<std::io::Error> for Fail {
+    fn from(e: std::io::Error) -> Fail {
+        Fail::Io(e)
+    }
+}
+
+/// Decodes the manifest that `src` holds, `len` bytes long, reading its body through a
+/// window of `window` bytes. The errors and their precedence are those of decoding the
+/// whole file at once: the header's own checks, then its body length against `len`, then
+/// (after the whole body was read) a body cut short or followed by more bytes than `len`
+/// said, then the checksum, and only then what is wrong inside the body. So a corrupted
+/// byte is reported as a checksum mismatch even when it breaks an entry, and nothing
+/// decoded is returned before the checksum matched.
+fn decode_from(
+    mut src: impl std::io::Read,
+    len: u64,
+    window: usize,
+) -> std::result::Result<Manifest, Fail> {
+    let mut header = [0; HEADER_LEN];
+    let got = read_full(&mut src, &mut header)?;
+    if got < MAGIC.len() || header[..MAGIC.len()] != MAGIC {
+        return Err(DecodeError::WrongMagic.into());
+    }
+    if got < HEADER_LEN {
+        return Err(DecodeError::ShortHeader { len: got }.into());
+    }
     let version = le_u16(&header[offset_of!(RawHeader, version)..][..2]);
     if version != FORMAT_VERSION {
         return Err(if version > FORMAT_VERSION {
             DecodeError::NewerVersion(version)
         } else {
             DecodeError::OlderVersion(version)
-        });
+        }
+        .into());
     }
     let flags = le_u16(&header[offset_of!(RawHeader, flags)..][..2]);
     let reserved = &header[offset_of!(RawHeader, reserved)..][..4];
     if flags != 0 || reserved != [0; 4] {
-        return Err(DecodeError::UnknownFlags(flags));
+        return Err(DecodeError::UnknownFlags(flags).into());
     }
     let count = le_u64(&header[offset_of!(RawHeader, entries)..][..8]);
     let body_len = le_u64(&header[offset_of!(RawHeader, body_len)..][..8]);
-    if body_len != body.len() as u64 {
-        return Err(if body_len > body.len() as u64 {
+    let found = len.saturating_sub(HEADER_LEN as u64);
+    if body_len != found {
+        return Err(if body_len > found {
             DecodeError::TruncatedBody {
                 promised: body_len,
-                found: body.len() as u64,
+                found,
             }
         } else {
-            DecodeError::TrailingGarbage(body.len() as u64 - body_len)
-        });
+            DecodeError::TrailingGarbage(found - body_len)
+        }
+        .into());
     }
-    if blake3::hash(body).as_bytes() != &header[offset_of!(RawHeader, body_blake3)..][..32] {
-        return Err(DecodeError::ChecksumMismatch);
+    // From here on `body_len` is the real length: what is reserved from it is there.
+    let mut body = Body::new(src, body_len, window);
+    let decoded = match decode_body(&mut body, count) {
+        Err(Fail::Io(e)) => return Err(e.into()),
+        decoded => decoded,
+    };
+    let hash = body.finish()?;
+    if hash.as_bytes() != &header[offset_of!(RawHeader, body_blake3)..][..32] {
+        return Err(DecodeError::ChecksumMismatch.into());
     }
-    if count > (body.len() / MIN_ENTRY_LEN) as u64 {
-        return Err(DecodeError::TooManyEntries {
-            count,
-            body_len: body.len(),
-        });
-    }
+    decoded
+}
 
-    let (meta, mut rest): (Meta, _) =
-        postcard::take_from_bytes(body).map_err(DecodeError::BadMeta)?;
+/// Decodes the body: the rules and origin, then `count` entries.
+fn decode_body(
+    body: &mut Body<impl std::io::Read>,
+    count: u64,
+) -> std::result::Result<Manifest, Fail> {
+    let body_len = body.len as usize;
+    if count > (body_len / MIN_ENTRY_LEN) as u64 {
+        return Err(DecodeError::TooManyEntries { count, body_len }.into());
+    }
+    let meta: Meta = body
+        .take(|w| postcard::take_from_bytes(w).map(|(m, rest)| (m, w.len() - rest.len())))?
+        .map_err(DecodeError::BadMeta)?;
     // The full paths usually take less than the body (m1m: 19 MB of paths in a 41 MB
     // body, whose files also hold 32-byte hashes); what is not used is given back below.
     // Unused capacity is never touched, so it costs address space, not resident memory.
-    let mut entries = Entries::with_capacity(count as usize, body.len());
+    let mut entries = Entries::with_capacity(count as usize, body_len);
     let mut dirs: Vec<usize> = Vec::new(); // lengths of the open ancestor directory paths
                                            // The path being decoded: the previous one, cut to what it shares, and the suffix.
     let mut path: Vec<u8> = Vec::new();
+    let mut target: Vec<u8> = Vec::new();
     for index in 0..count {
         let cannot = |e: postcard::Error| DecodeError::Undecodable {
             index,
             source: Some(e),
         };
-        let ((shared, suffix, head), tail): ((u32, &[u8], u32), _) =
-            postcard::take_from_bytes(rest).map_err(cannot)?;
-        rest = tail;
-        let prev: &[u8] = entries.last().map_or(&[], |e| e.path);
-        let shared = shared as usize;
-        if shared > prev.len() {
+        let previous = path.len();
+        let (shared, head) = body
+            .take(|w| {
+                let ((shared, suffix, head), rest): ((u32, &[u8], u32), _) =
+                    postcard::take_from_bytes(w)?;
+                if shared as usize <= path.len() {
+                    path.truncate(shared as usize);
+                    path.extend_from_slice(suffix);
+                }
+                Ok(((shared as usize, head), w.len() - rest.len()))
+            })?
+            .map_err(cannot)?;
+        if shared > previous {
             return Err(DecodeError::SharedPrefixTooLong {
                 index,
                 shared,
-                previous: prev.len(),
-            });
+                previous,
+            }
+            .into());
         }
-        path.truncate(shared);
-        path.extend_from_slice(suffix);
+        let prev: &[u8] = entries.last().map_or(&[], |e| e.path);
         let at = |problem| DecodeError::BadEntry {
             index,
             path: path.clone(),
@@ -530,7 +621,7 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
             .map_or(0, |i| i + 1);
         check_path(&path, from).map_err(at)?;
         if !entries.is_empty() && tree::path_order(&prev[shared..], &path[shared..]).is_ge() {
-            return Err(at(EntryProblem::OutOfOrder));
+            return Err(at(EntryProblem::OutOfOrder).into());
         }
         while let Some(&len) = dirs.last() {
             // Open directories are ancestors of (or equal to) the previous path.
@@ -541,42 +632,48 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
         }
         let parent_len = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
         if dirs.last().copied().unwrap_or(0) != parent_len {
-            return Err(at(EntryProblem::ParentMissing));
+            return Err(at(EntryProblem::ParentMissing).into());
         }
         let xmode = head >> TAG_BITS;
         if xmode > 0o7777 {
-            return Err(at(EntryProblem::ModeBits));
+            return Err(at(EntryProblem::ModeBits).into());
         }
+        let hash: Hash;
         let node = match head & ((1 << TAG_BITS) - 1) {
             TAG_FILE => {
-                let (size, tail): (u64, _) = postcard::take_from_bytes(rest).map_err(cannot)?;
                 // postcard writes a [u8; 32] as its 32 bytes; taken as they are, not one
                 // element at a time through serde (7% of loading a manifest).
-                let Some((hash, tail)) = tail.split_first_chunk::<32>() else {
-                    return Err(DecodeError::Undecodable {
-                        index,
-                        source: None,
-                    });
-                };
-                rest = tail;
+                let size;
+                (size, hash) = body
+                    .take(|w| {
+                        let (size, rest): (u64, _) = postcard::take_from_bytes(w).map_err(Some)?;
+                        let (hash, rest) = rest.split_first_chunk::<32>().ok_or(None)?;
+                        Ok(((size, *hash), w.len() - rest.len()))
+                    })?
+                    .map_err(|source| DecodeError::Undecodable { index, source })?;
                 if size > i64::MAX as u64 {
-                    return Err(at(EntryProblem::ImpossibleSize));
+                    return Err(at(EntryProblem::ImpossibleSize).into());
                 }
-                NodeRef::File { size, hash }
+                NodeRef::File { size, hash: &hash }
             }
             TAG_DIR => NodeRef::Dir,
             TAG_SYMLINK => {
-                let (target, tail): (&[u8], _) = postcard::take_from_bytes(rest).map_err(cannot)?;
-                rest = tail;
+                body.take(|w| {
+                    let (t, rest): (&[u8], _) = postcard::take_from_bytes(w)?;
+                    target.clear();
+                    target.extend_from_slice(t);
+                    Ok(((), w.len() - rest.len()))
+                })?
+                .map_err(cannot)?;
                 if target.is_empty() || target.contains(&0) {
-                    return Err(at(EntryProblem::BadSymlinkTarget));
+                    return Err(at(EntryProblem::BadSymlinkTarget).into());
                 }
-                NodeRef::Symlink { target }
+                NodeRef::Symlink { target: &target }
             }
             TAG_FIFO => NodeRef::Special(Kind::Fifo),
             TAG_SOCKET => NodeRef::Special(Kind::Socket),
             TAG_DEVICE => NodeRef::Special(Kind::Device),
-            tag => return Err(at(EntryProblem::UnknownTag(tag))),
+            tag => return Err(at(EntryProblem::UnknownTag(tag)).into()),
         };
         if node == NodeRef::Dir {
             dirs.push(path.len());
@@ -584,12 +681,13 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
         let mode = xmode ^ usual_mode(node.kind());
         entries.push(&path, mode, node);
     }
-    if !rest.is_empty() {
-        return Err(DecodeError::LeftOver(rest.len()));
+    let left = body.left();
+    if left != 0 {
+        return Err(DecodeError::LeftOver(left as usize).into());
     }
     for p in &meta.rules.patterns {
         if p.is_empty() || p.contains('\0') {
-            return Err(DecodeError::BadPattern);
+            return Err(DecodeError::BadPattern.into());
         }
     }
     entries.shrink_to_fit();
@@ -598,6 +696,148 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<Manifest, DecodeError> {
         origin: meta.origin,
         entries,
     })
+}
+
+/// A manifest's body, read from its source through a window and hashed as it is read.
+struct Body<R> {
+    src: R,
+    /// The body's length, from the header, checked against the source's length.
+    len: u64,
+    /// The window; `buf[start..end]` is read and not yet decoded.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Body bytes not yet read from the source.
+    unread: u64,
+    /// The source ended before the body did.
+    cut: bool,
+    hasher: blake3::Hasher,
+}
+
+/// An error that may only mean the window ends too soon: the value may be whole once
+/// more of the body is read.
+trait CutShort {
+    fn cut_short(&self) -> bool;
+}
+
+impl CutShort for postcard::Error {
+    fn cut_short(&self) -> bool {
+        matches!(self, postcard::Error::DeserializeUnexpectedEnd)
+    }
+}
+
+/// `None` is a file hash cut short.
+impl CutShort for Option<postcard::Error> {
+    fn cut_short(&self) -> bool {
+        self.as_ref().is_none_or(CutShort::cut_short)
+    }
+}
+
+impl<R: std::io::Read> Body<R> {
+    fn new(src: R, len: u64, window: usize) -> Body<R> {
+        Body {
+            src,
+            len,
+            buf: vec![0; window.min(usize::try_from(len).unwrap_or(usize::MAX))],
+            start: 0,
+            end: 0,
+            unread: len,
+            cut: false,
+            hasher: blake3::Hasher::new(),
+        }
+    }
+
+    /// Decodes one value with `parse`, which gets the window's undecoded bytes and says
+    /// how many of them the value took. When it fails for want of bytes and the body has
+    /// more, the window is refilled and `parse` tried again, so `parse` must not change
+    /// anything unless it succeeds.
+    fn take<T, E: CutShort>(
+        &mut self,
+        mut parse: impl FnMut(&[u8]) -> std::result::Result<(T, usize), E>,
+    ) -> std::io::Result<std::result::Result<T, E>> {
+        loop {
+            match parse(&self.buf[self.start..self.end]) {
+                Ok((value, used)) => {
+                    self.start += used;
+                    return Ok(Ok(value));
+                }
+                Err(e) if e.cut_short() && self.unread > 0 && !self.cut => self.refill()?,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+
+    /// Moves the undecoded bytes to the front of the window and reads more of the body
+    /// after them, growing the window when they fill it (one entry longer than it).
+    fn refill(&mut self) -> std::io::Result<()> {
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        let unread = usize::try_from(self.unread).unwrap_or(usize::MAX);
+        if self.end == self.buf.len() {
+            let grown = self.end + self.end.max(1).min(unread);
+            self.buf.resize(grown, 0);
+        }
+        let want = (self.buf.len() - self.end).min(unread);
+        let to = &mut self.buf[self.end..self.end + want];
+        let got = read_full(&mut self.src, to)?;
+        self.hasher.update(&to[..got]);
+        self.end += got;
+        self.unread -= got as u64;
+        self.cut = got < want;
+        Ok(())
+    }
+
+    /// The body bytes after what was decoded.
+    fn left(&self) -> u64 {
+        (self.end - self.start) as u64 + self.unread
+    }
+
+    /// Reads (and hashes) the rest of the body, checks that the source ends where the
+    /// body does, and gives the body's hash.
+    fn finish(mut self) -> std::result::Result<blake3::Hash, Fail> {
+        while self.unread > 0 && !self.cut {
+            self.start = self.end;
+            self.refill()?;
+        }
+        if self.unread > 0 {
+            return Err(DecodeError::TruncatedBody {
+                promised: self.len,
+                found: self.len - self.unread,
+            }
+            .into());
+        }
+        // The source was as long as the header says when it was checked; a file that
+        // grew since has trailing bytes all the same.
+        let mut trailing = 0;
+        let mut scratch = [0; 4096];
+        loop {
+            match self.src.read(&mut scratch) {
+                Ok(0) => break,
+                Ok(n) => trailing += n as u64,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if trailing > 0 {
+            return Err(DecodeError::TrailingGarbage(trailing).into());
+        }
+        Ok(self.hasher.finalize())
+    }
+}
+
+/// Reads until `buf` is full or the source ends; gives the bytes read.
+fn read_full(src: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match src.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Checks one manifest path: relative, non-empty components, no `.`/`..`, no NUL.
@@ -860,6 +1100,174 @@ mod tests {
         let mut b = sample().encode();
         b[10] = 1;
         assert_eq!(decode(&b), Err(DecodeError::UnknownFlags(1)));
+    }
+
+    /// A source that hands out at most `step` bytes per read.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    /// Decodes `bytes` through a window of `window` bytes, read `step` bytes at a time.
+    fn chunked(
+        bytes: &[u8],
+        window: usize,
+        step: usize,
+    ) -> std::result::Result<Manifest, DecodeError> {
+        let src = Trickle { bytes, step };
+        decode_from(src, bytes.len() as u64, window).map_err(|fail| match fail {
+            Fail::Decode(e) => e,
+            Fail::Io(e) => panic!("{e}"),
+        })
+    }
+
+    /// Many entries, a path and a symlink target each longer than [`WINDOW`], and an
+    /// entry with `middle` in its name halfway.
+    fn big() -> Manifest {
+        let mut entries = Entries::new();
+        entries.push(b"d", 0o755, NodeRef::Dir);
+        for i in 0..20_000 {
+            let name = match i {
+                10_000 => format!("d/f{i:05}middle"),
+                _ => format!("d/f{i:05}"),
+            };
+            entries.push(
+                name.as_bytes(),
+                0o644,
+                NodeRef::File {
+                    size: i,
+                    hash: &[i as u8; 32],
+                },
+            );
+        }
+        let long_name = [b'l'; WINDOW + 1000];
+        entries.push(&[b"d/", &long_name[..]].concat(), 0o644, NodeRef::Dir);
+        let target = [b'x'; 3 * WINDOW];
+        entries.push(b"e", 0o777, NodeRef::Symlink { target: &target });
+        Manifest {
+            entries,
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn every_window_decodes_as_the_whole_buffer_does() {
+        let bytes = sample().encode();
+        let mut inputs: Vec<Vec<u8>> = (0..=bytes.len()).map(|n| bytes[..n].to_vec()).collect();
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x01;
+            inputs.push(b.clone());
+            // Behind a valid checksum, so that the entry errors are compared too.
+            reseal(&mut b);
+            inputs.push(b);
+            let mut b = bytes.clone();
+            b.insert(i, 0x80);
+            reseal(&mut b);
+            inputs.push(b);
+        }
+        for input in &inputs {
+            let whole = decode(input);
+            for (window, step) in [(1, 1), (1, 64), (7, 7), (7, 3), (64, 1), (WINDOW, 1 << 20)] {
+                assert_eq!(
+                    chunked(input, window, step),
+                    whole,
+                    "window {window}, reads of {step}, input {input:?}"
+                );
+            }
+        }
+        let big = big();
+        let bytes = big.encode();
+        assert!(bytes.len() > 4 * WINDOW);
+        for (window, step) in [(1, 1 << 20), (7, 7), (4096, 1000), (WINDOW, 1 << 20)] {
+            assert_eq!(chunked(&bytes, window, step).as_ref(), Ok(&big));
+        }
+    }
+
+    #[test]
+    fn load_reports_what_decode_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |bytes: &[u8]| {
+            let path = dir.path().join("m");
+            std::fs::write(&path, bytes).unwrap();
+            match Manifest::load(&path) {
+                Ok(m) => Ok(m),
+                Err(Error::ManifestCorrupt { reason, .. }) => Err(reason),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let big = big();
+        let bytes = big.encode();
+        assert_eq!(load(&bytes).as_ref(), Ok(&big));
+        let body = (bytes.len() - HEADER_LEN) as u64;
+        let truncated = DecodeError::TruncatedBody {
+            promised: body,
+            found: body - 1,
+        };
+        assert_eq!(load(&bytes[..bytes.len() - 1]), Err(truncated.to_string()));
+        let longer = [&bytes[..], b"xyz"].concat();
+        assert_eq!(
+            load(&longer),
+            Err("3 bytes of trailing garbage after the body".into())
+        );
+        // A corrupted byte halfway that breaks an entry is a checksum mismatch...
+        let middle = bytes.windows(6).position(|w| w == b"middle").unwrap();
+        assert!(WINDOW < middle && middle < bytes.len() - WINDOW);
+        let mut b = bytes.clone();
+        b[middle] = b'/';
+        let mismatch = Err(DecodeError::ChecksumMismatch.to_string());
+        assert_eq!(load(&b), mismatch);
+        // ...which resealed would be the entry's error.
+        reseal(&mut b);
+        let missing = "entry 10001 (d/f10000/iddle): its parent directory is not listed";
+        assert_eq!(load(&b), Err(missing.into()));
+        // So is a suffix length that runs past the body's end (the window grows to it).
+        let mut b = bytes.clone();
+        let suffix_len = middle - "10000".len() - 1;
+        assert_eq!(b[suffix_len], "10000middle".len() as u8);
+        b[suffix_len..][..4].copy_from_slice(&[0xff, 0xff, 0xff, 0x7f]);
+        assert_eq!(load(&b), mismatch);
+        reseal(&mut b);
+        assert!(load(&b)
+            .unwrap_err()
+            .starts_with("entry 10001: cannot decode"));
+        // The checksum comes before the entry count too, and the count before the body.
+        let mut b = bytes.clone();
+        b[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(load(&b).unwrap_err().starts_with("header claims"));
+        b[middle] = b'/';
+        assert_eq!(load(&b), mismatch);
+    }
+
+    #[test]
+    fn a_read_error_is_not_a_decode_error() {
+        struct Failing<'a>(&'a [u8]);
+        impl std::io::Read for Failing<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(std::io::Error::other("disk on fire"));
+                }
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let bytes = sample().encode();
+        let half = Failing(&bytes[..bytes.len() / 2]);
+        match decode_from(half, bytes.len() as u64, 16) {
+            Err(Fail::Io(e)) => assert_eq!(e.to_string(), "disk on fire"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
