@@ -25,7 +25,12 @@ fn release_binary() -> PathBuf {
         .status()
         .expect("run cargo");
     assert!(status.success(), "cargo build --release failed");
-    PathBuf::from(repo).join("target/x86_64-unknown-linux-gnu/release/treeseal")
+    // Where cargo put it: CARGO_TARGET_DIR when set (relative to the repository, where
+    // cargo ran), else target/.
+    let target = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into());
+    PathBuf::from(repo)
+        .join(target)
+        .join("x86_64-unknown-linux-gnu/release/treeseal")
 }
 
 fn readelf(flag: &str, bin: &PathBuf) -> String {

@@ -46,7 +46,8 @@ use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
-use std::collections::BinaryHeap;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap};
 use std::ops::Range;
 use std::os::fd::OwnedFd;
 use std::sync::{Condvar, Mutex};
@@ -237,6 +238,7 @@ pub fn walk_with<V: Visitor, R>(
         sched: Mutex::new(Sched {
             dirs: vec![Dir::Known(matcher.root_state())],
             queue: BinaryHeap::new(),
+            ready: BTreeSet::new(),
             in_flight: 0,
             ready_objects: 0,
             listed_objects: 0,
@@ -264,7 +266,7 @@ pub fn walk_with<V: Visitor, R>(
     // it gets to it.
     let mut s = lock_ref(&shared.sched);
     for (index, rel) in pending {
-        s.queue.push(Queued(rel, index));
+        s.queue.push(Reverse(ByPath(rel, index)));
     }
     drop(s);
     let pool = match lock_ref(&shared.sched).queue.is_empty() {
@@ -309,9 +311,9 @@ pub fn walk_with<V: Visitor, R>(
 /// How many of the tree's objects may wait, listed, for the consumer: about the most the
 /// walk holds at once (some 80 bytes an object, so about 1.3 MiB, plus the directories
 /// being listed), except for a single directory larger than that, which is held whole.
-/// Workers stop taking new directories while this many wait, except the one the
-/// consumer needs next. The consumer (a merge, or building entries) takes an object in
-/// well under a microsecond, so this is rarely reached on a warm cache.
+/// Workers stop taking new directories while this many wait, except those that come
+/// before every listed directory in path order: directories are listed in no fixed
+/// order, and the consumer needs those first.
 pub const AHEAD_OBJECTS: usize = 1 << 14;
 
 /// The walk's state shared by the workers and the consumer.
@@ -334,7 +336,9 @@ struct Sched<C> {
     /// children point at their own entries, whose indices are always above its parent's.
     dirs: Vec<Dir<C>>,
     /// The known directories not yet handed to a worker, earliest in path order first.
-    queue: BinaryHeap<Queued>,
+    queue: BinaryHeap<Reverse<ByPath>>,
+    /// The listed directories waiting for the consumer, in path order.
+    ready: BTreeSet<ByPath>,
     /// Directories handed to a worker and not listed yet.
     in_flight: usize,
     /// Objects in listings that wait for the consumer.
@@ -360,24 +364,18 @@ enum Dir<C> {
     Done,
 }
 
-/// A known directory waiting for a worker: its path and index, ordered so that a
-/// [`BinaryHeap`] gives the earliest path first.
-struct Queued(Vec<u8>, usize);
+/// A directory's path and index, ordered by path.
+#[derive(PartialEq, Eq)]
+struct ByPath(Vec<u8>, usize);
 
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other).is_eq()
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
+impl PartialOrd for ByPath {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Queued {
+impl Ord for ByPath {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        path_order(&other.0, &self.0)
+        path_order(&self.0, &other.0).then(self.1.cmp(&other.1))
     }
 }
 
@@ -427,6 +425,7 @@ impl<'a, V: Visitor> Shared<'a, V> {
                     true => Dir::Done,
                     false => {
                         s.ready_objects += listing.slots.len();
+                        s.ready.insert(ByPath(rel.to_vec(), index));
                         Dir::Ready(listing)
                     }
                 };
@@ -440,15 +439,27 @@ impl<'a, V: Visitor> Shared<'a, V> {
     }
 
     /// Hands known directories to the workers, earliest first, while fewer than
-    /// `in_flight_max` are being listed and fewer than [`AHEAD_OBJECTS`] objects wait
-    /// (once draining, all of them).
+    /// `in_flight_max` are being listed (once draining, all of them), and either fewer
+    /// than [`AHEAD_OBJECTS`] objects wait or the directory comes before every listed
+    /// one. Directories are listed in no fixed order, so a later one may be listed while
+    /// an earlier one is still only known; the consumer needs the earlier one first, so
+    /// listing it never puts more ahead of the consumer, and holding it back would leave
+    /// the consumer waiting for one directory at a time.
     fn pump<'s>(&'s self, s: &mut Sched<V::Out>, scope: Option<&Scope<'s>>)
     where
         'a: 's,
     {
         let Some(scope) = scope else { return };
-        while s.drain || (s.in_flight < self.in_flight_max && s.ready_objects < AHEAD_OBJECTS) {
-            let Some(Queued(rel, index)) = s.queue.pop() else {
+        while let Some(Reverse(next)) = s.queue.peek() {
+            let gap = s
+                .ready
+                .first()
+                .is_none_or(|r| path_order(&next.0, &r.0).is_lt());
+            let room = s.in_flight < self.in_flight_max && (s.ready_objects < AHEAD_OBJECTS || gap);
+            if !s.drain && !room {
+                return;
+            }
+            let Some(Reverse(ByPath(rel, index))) = s.queue.pop() else {
                 return;
             };
             self.submit(s, scope, index, rel);
@@ -470,7 +481,7 @@ impl<'a, V: Visitor> Shared<'a, V> {
             let mut s = lock_ref(&self.sched);
             s.in_flight -= 1;
             for (index, rel) in self.adopt(&mut s, index, &rel, listed) {
-                s.queue.push(Queued(rel, index));
+                s.queue.push(Reverse(ByPath(rel, index)));
             }
             self.pump(&mut s, Some(scope));
             drop(s);
@@ -497,7 +508,7 @@ impl<'a, V: Visitor> Shared<'a, V> {
                         let listed = self.list(rel, state);
                         s = lock_ref(&self.sched);
                         for (index, rel) in self.adopt(&mut s, index, rel, listed) {
-                            s.queue.push(Queued(rel, index));
+                            s.queue.push(Reverse(ByPath(rel, index)));
                         }
                     }
                 },
@@ -516,6 +527,7 @@ impl<'a, V: Visitor> Shared<'a, V> {
             return Listing::default();
         };
         s.ready_objects -= listing.slots.len();
+        s.ready.remove(&ByPath(rel.to_vec(), index));
         self.pump(&mut s, scope);
         listing
     }
@@ -532,7 +544,6 @@ impl<'a, V: Visitor> Shared<'a, V> {
         let mut stack = vec![(index, rel.to_vec())];
         while let Some((index, rel)) = stack.pop() {
             self.wait_listed(scope, index, &rel);
-            visited.push(index);
             let s = lock_ref(&self.sched);
             let Dir::Ready(listing) = &s.dirs[index] else {
                 continue;
@@ -546,11 +557,14 @@ impl<'a, V: Visitor> Shared<'a, V> {
                     }
                 }
             }
+            drop(s);
+            visited.push((index, rel));
         }
         let mut s = lock_ref(&self.sched);
-        for index in visited {
+        for (index, rel) in visited {
             if let Dir::Ready(listing) = std::mem::replace(&mut s.dirs[index], Dir::Done) {
                 s.ready_objects -= listing.slots.len();
+                s.ready.remove(&ByPath(rel, index));
             }
         }
         self.pump(&mut s, scope);
@@ -571,12 +585,13 @@ impl<'a, V: Visitor> Shared<'a, V> {
             }
         }
         s.ready_objects = 0;
+        s.ready.clear();
         if scope.is_some() {
             // The workers list the rest; the scope waits for them.
             self.pump(&mut s, scope);
             return;
         }
-        while let Some(Queued(rel, index)) = s.queue.pop() {
+        while let Some(Reverse(ByPath(rel, index))) = s.queue.pop() {
             drop(s);
             self.wait_listed(None, index, &rel);
             s = lock_ref(&self.sched);
