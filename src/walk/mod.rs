@@ -489,7 +489,12 @@ impl<'a, V: Visitor> Shared<'a, V> {
         };
         s.in_flight += 1;
         scope.spawn(move |scope| {
+            let unwinding = Unwinding {
+                shared: self,
+                index,
+            };
             let listed = self.list(&rel, state);
+            std::mem::forget(unwinding);
             let mut s = lock_ref(&self.sched);
             s.in_flight -= 1;
             for (index, rel) in self.adopt(&mut s, index, &rel, listed) {
@@ -608,6 +613,24 @@ impl<'a, V: Visitor> Shared<'a, V> {
             self.wait_listed(None, index, &rel);
             s = lock_ref(&self.sched);
         }
+    }
+}
+
+/// Armed while a worker lists a directory: should listing panic (a bug), the directory is
+/// marked done on the way out, so that the consumer does not wait for it for ever; the
+/// scope re-raises the panic once every job has ended, and the walk never returns.
+struct Unwinding<'s, 'a, V: Visitor> {
+    shared: &'s Shared<'a, V>,
+    index: usize,
+}
+
+impl<V: Visitor> Drop for Unwinding<'_, '_, V> {
+    fn drop(&mut self) {
+        let mut s = lock_ref(&self.shared.sched);
+        s.in_flight -= 1;
+        s.dirs[self.index] = Dir::Done;
+        drop(s);
+        self.shared.changed.notify_all();
     }
 }
 

@@ -218,3 +218,36 @@ fn the_walk_streams_holding_only_so_much_ahead_of_a_slow_consumer() {
         "{most} objects waited at once"
     );
 }
+
+/// Panics on the file named `boom`.
+struct Boom;
+
+impl Visitor for Boom {
+    type Out = ();
+    type Cursor = ();
+    fn cursor(&self, _: &[u8]) {}
+    fn wants(&self, _: &mut (), path: &[u8]) -> bool {
+        path.ends_with(b"boom")
+    }
+    fn visit(&self, _: &mut (), _: &[u8], _: std::fs::File, _: &FileStat) -> Option<()> {
+        panic!("boom");
+    }
+}
+
+#[test]
+fn a_panic_while_listing_ends_the_walk_instead_of_hanging_it() {
+    let t = tempfile::tempdir().unwrap();
+    for d in 0..40 {
+        let dir = t.path().join(format!("{d:02}"));
+        std::fs::create_dir(&dir).unwrap();
+        for f in 0..20 {
+            std::fs::write(dir.join(format!("{f:02}")), b"x").unwrap();
+        }
+    }
+    std::fs::write(t.path().join("20/boom"), b"x").unwrap();
+    let m = Matcher::new(&[]).unwrap();
+    let walked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        walk_with(t.path(), &m, &Boom, &|_| true, |f| f.count())
+    }));
+    assert!(walked.is_err(), "the panic must reach the caller");
+}
