@@ -237,7 +237,7 @@ pub fn walk_with<V: Visitor, R>(
         list_dir,
         sched: Mutex::new(Sched {
             dirs: vec![Dir::Known(matcher.root_state())],
-            queue: BinaryHeap::new(),
+            queue: BinaryHeap::from([Reverse(ByPath(Vec::new(), 0))]),
             ready: BTreeSet::new(),
             in_flight: 0,
             ready_objects: 0,
@@ -249,26 +249,20 @@ pub fn walk_with<V: Visitor, R>(
         in_flight_max: 0,
     };
     // A small tree is listed on the calling thread, and starts no thread (see
-    // `crate::pool`): depth first, until it has shown more names than that.
-    let mut pending = vec![(0, Vec::new())];
-    while let Some((index, rel)) = pending.pop() {
-        let state = shared.claim(index);
-        let listing = shared.list(&rel, state);
-        let mut s = lock_ref(&shared.sched);
-        let children = shared.adopt(&mut s, index, &rel, listing);
-        pending.extend(children.into_iter().rev());
-        if crate::pool::worth_threads(s.listed_objects, 0) {
+    // `crate::pool`): earliest first (depth first), until it has shown more names than
+    // that. The rest stays queued; with a pool, workers list it ahead of the consumer, and
+    // without one (a single thread, or none could start) the consumer lists each
+    // directory when it gets to it.
+    loop {
+        let next = lock_ref(&shared.sched).queue.pop();
+        let Some(Reverse(ByPath(rel, index))) = next else {
+            break;
+        };
+        shared.list_here(index, &rel);
+        if crate::pool::worth_threads(lock_ref(&shared.sched).listed_objects, 0) {
             break;
         }
     }
-    // The rest is queued; with a pool, workers list it ahead of the consumer, and without
-    // one (a single thread, or none could start) the consumer lists each directory when
-    // it gets to it.
-    let mut s = lock_ref(&shared.sched);
-    for (index, rel) in pending {
-        s.queue.push(Reverse(ByPath(rel, index)));
-    }
-    drop(s);
     let pool = match lock_ref(&shared.sched).queue.is_empty() {
         true => None,
         false => crate::pool::workers(),
@@ -402,16 +396,22 @@ impl<'a, V: Visitor> Shared<'a, V> {
         list(self.root, rel, &state, self.matcher, self.visitor)
     }
 
-    /// Files the outcome of listing directory `index` at `rel`, and returns the
-    /// subdirectories to list, in name order, with their indices.
+    /// Lists the known directory `index` at `rel` on this thread, and files the outcome.
+    fn list_here(&self, index: usize, rel: &[u8]) {
+        let state = self.claim(index);
+        let listed = self.list(rel, state);
+        self.adopt(&mut lock_ref(&self.sched), index, rel, listed);
+    }
+
+    /// Files the outcome of listing directory `index` at `rel`, and queues its
+    /// subdirectories to be listed.
     fn adopt(
         &self,
         s: &mut Sched<V::Out>,
         index: usize,
         rel: &[u8],
         listed: std::result::Result<Listing<V::Out>, Failure>,
-    ) -> Vec<(usize, Vec<u8>)> {
-        let mut below = Vec::new();
+    ) {
         match listed {
             Ok(mut listing) => {
                 for slot in &mut listing.slots {
@@ -423,7 +423,7 @@ impl<'a, V: Visitor> Shared<'a, V> {
                             continue;
                         }
                         s.dirs.push(Dir::Known(std::mem::take(&mut dir.state)));
-                        below.push((dir.listing, path));
+                        s.queue.push(Reverse(ByPath(path, dir.listing)));
                     }
                 }
                 s.listed_objects += listing.slots.len();
@@ -441,7 +441,6 @@ impl<'a, V: Visitor> Shared<'a, V> {
                 s.dirs[index] = Dir::Done;
             }
         }
-        below
     }
 
     /// Hands known directories to the workers, earliest first, while fewer than
@@ -497,9 +496,7 @@ impl<'a, V: Visitor> Shared<'a, V> {
             std::mem::forget(unwinding);
             let mut s = lock_ref(&self.sched);
             s.in_flight -= 1;
-            for (index, rel) in self.adopt(&mut s, index, &rel, listed) {
-                s.queue.push(Reverse(ByPath(rel, index)));
-            }
+            self.adopt(&mut s, index, &rel, listed);
             self.pump(&mut s, Some(scope));
             drop(s);
             self.changed.notify_all();
@@ -521,12 +518,8 @@ impl<'a, V: Visitor> Shared<'a, V> {
                     Some(scope) => self.submit(&mut s, scope, index, rel.to_vec()),
                     None => {
                         drop(s);
-                        let state = self.claim(index);
-                        let listed = self.list(rel, state);
+                        self.list_here(index, rel);
                         s = lock_ref(&self.sched);
-                        for (index, rel) in self.adopt(&mut s, index, rel, listed) {
-                            s.queue.push(Reverse(ByPath(rel, index)));
-                        }
                     }
                 },
             }
