@@ -420,16 +420,8 @@ impl<'a> EntrySlice<'a> {
 
     /// The index of the first entry for which `pred` is false, given that it is true for
     /// a prefix and false for the rest (as [`slice::partition_point`]).
-    pub fn partition_point(self, mut pred: impl FnMut(EntryRef<'a>) -> bool) -> usize {
-        let (mut lo, mut hi) = (0, self.len());
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match pred(self.at(mid)) {
-                true => lo = mid + 1,
-                false => hi = mid,
-            }
-        }
-        lo
+    pub fn partition_point(self, mut pred: impl FnMut(EntryRef<'_>) -> bool) -> usize {
+        self.records.partition_point(|r| pred(r.entry(self.arena)))
     }
 
     /// How many entries at the start of this view lie below the directory `dir`: in path
