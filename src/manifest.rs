@@ -809,16 +809,7 @@ impl<R: std::io::Read> Body<R> {
         }
         // The source was as long as the header says when it was checked; a file that
         // grew since has trailing bytes all the same.
-        let mut trailing = 0;
-        let mut scratch = [0; 4096];
-        loop {
-            match self.src.read(&mut scratch) {
-                Ok(0) => break,
-                Ok(n) => trailing += n as u64,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let trailing = std::io::copy(&mut self.src, &mut std::io::sink())?;
         if trailing > 0 {
             return Err(DecodeError::TrailingGarbage(trailing).into());
         }
