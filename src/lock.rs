@@ -168,7 +168,7 @@ pub fn lock(root: &Path, rules: Rules, origin: Origin) -> Result<Manifest> {
 /// hash. Of several files that cannot be hashed, the first in path
 /// order is reported, whatever the thread count.
 fn seal(root: &Path, found: impl Iterator<Item = walk::Found<Hashed>>) -> Result<Entries> {
-    let mut entries = Entries::with_capacity(0, 0);
+    let mut entries = Entries::new();
     // Entries whose file the walk did not hash: their size and hash are set below.
     let mut left = Vec::new();
     for f in found {

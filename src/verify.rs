@@ -175,9 +175,10 @@ pub struct Report {
     /// Regular files trusted from the snapshot without hashing.
     pub files_trusted: u64,
     /// With [`Options::stamps`], for every regular file hashed and found equal: (manifest
-    /// entry index, its metadata stamp), sorted by index — the snapshot a later cheap check compares against. Files
-    /// trusted from [`Options::trusted`] are not repeated here, nor are files whose times
-    /// are out of range for a stamp (they are hashed every time).
+    /// entry index, its metadata stamp), sorted by index — the snapshot a later cheap
+    /// check compares against. Files trusted from [`Options::trusted`] are not repeated
+    /// here, nor are files whose times are out of range for a stamp (they are hashed every
+    /// time).
     pub stamps: Vec<(u32, Stamp)>,
     /// With [`Options::window`]: the manifest entry indices of the regular files that
     /// metadata could not vouch for (no stamp, or a different one), in order, unhashed.
@@ -509,7 +510,8 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
     diffs.sort_by_key(|d| d.0);
     report.differences = diffs.into_iter().map(|(_, d)| d).collect();
     if report.differences.is_empty() && options.stamps {
-        // Both lists are sorted by index.
+        // The walk's stamps and those of the files hashed after it, each list in index
+        // order: sorted once together.
         let hashed_here = jobs.into_iter().filter_map(|j| Some((j.index, j.stamp?)));
         stamps.extend(hashed_here);
         stamps.sort_unstable_by_key(|(index, _)| *index);
