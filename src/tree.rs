@@ -525,10 +525,33 @@ impl fmt::Debug for EntrySlice<'_> {
 pub fn path_order(a: &[u8], b: &[u8]) -> Ordering {
     let rank = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
     // The first differing byte decides; with none, the shorter path comes first.
-    match a.iter().zip(b).position(|(x, y)| x != y) {
+    match first_difference(a, b) {
         Some(i) => rank(a[i]).cmp(&rank(b[i])),
         None => a.len().cmp(&b.len()),
     }
+}
+
+/// Where `a` and `b` first differ, within the shorter of the two.
+///
+/// Compared eight bytes at a time, since the paths a walk and a merge compare share long
+/// prefixes (`node_modules/…/lib/`): on the 150k-file node tree this took `path_order`
+/// from 3.8% to 2.5% of `verify`'s samples.
+fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let word = |s: &[u8]| u64::from_le_bytes(s.try_into().expect("a chunk of 8 bytes"));
+    let mut at = 0;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        // In little-endian order the lowest set bit of the xor is in the first byte
+        // that differs.
+        let diff = word(x) ^ word(y);
+        if diff != 0 {
+            return Some(at + diff.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = a[at..].iter().zip(&b[at..]).position(|(x, y)| x != y);
+    tail.map(|i| at + i)
 }
 
 /// Whether `path` lies below the directory `dir` (both tree paths).
@@ -661,6 +684,28 @@ mod tests {
             for b in &all {
                 let want = a.iter().map(|&c| rank(c)).cmp(b.iter().map(|&c| rank(c)));
                 assert_eq!(path_order(a, b), want, "{a:?} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn path_order_finds_the_first_difference_in_long_paths() {
+        // Every position of a 40-byte path, so the difference falls in each byte of the
+        // eight-byte words and in the tail; with '/' and other bytes on either side.
+        let base: Vec<u8> = (0..40).map(|i| b"abcdefgh/jk"[i % 11]).collect();
+        let rank = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
+        let want = |a: &[u8], b: &[u8]| a.iter().map(|&c| rank(c)).cmp(b.iter().map(|&c| rank(c)));
+        for at in 0..base.len() {
+            for c in [0u8, b'.', b'/', b'0', 0xff] {
+                let mut other = base.clone();
+                other[at] = c;
+                for (a, b) in [(&base[..], &other[..]), (&other[..], &base[..])] {
+                    assert_eq!(path_order(a, b), want(a, b), "{a:?} {b:?}");
+                    // And with one of them cut short after the difference or before it.
+                    for cut in [at, at + 1] {
+                        assert_eq!(path_order(&a[..cut], b), want(&a[..cut], b));
+                    }
+                }
             }
         }
     }
