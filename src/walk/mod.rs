@@ -244,6 +244,7 @@ pub fn walk_with<V: Visitor, R>(
             listed_objects: 0,
             errors: Vec::new(),
             drain: false,
+            waiting: None,
         }),
         changed: Condvar::new(),
         in_flight_max: 0,
@@ -324,7 +325,8 @@ struct Shared<'a, V: Visitor> {
     /// Whether to list a directory that is part of the tree (see [`walk_within`]).
     list_dir: &'a (dyn Fn(&[u8]) -> bool + Sync),
     sched: Mutex<Sched<V::Out>>,
-    /// Signalled whenever a directory has been listed.
+    /// Signalled when the directory the consumer waits for has been listed
+    /// ([`Sched::waiting`]).
     changed: Condvar,
     /// The most directories being listed at once by the workers (0 without a pool).
     in_flight_max: usize,
@@ -349,6 +351,12 @@ struct Sched<C> {
     errors: Vec<Failure>,
     /// Set once the consumer is done: what is left is listed for its errors only.
     drain: bool,
+    /// The directory whose listing the consumer waits for on `changed`, if it waits. The
+    /// worker that files that listing signals; the others do not. On 2 cores a warm walk
+    /// is bound by the workers, so the consumer waits often, and a signal for every
+    /// listing filed meanwhile woke it to find its directory still being listed: a
+    /// `futex` call and a context switch each.
+    waiting: Option<usize>,
 }
 
 /// A directory of the tree, as far as the walk has got with it.
@@ -498,8 +506,11 @@ impl<'a, V: Visitor> Shared<'a, V> {
             s.in_flight -= 1;
             self.adopt(&mut s, index, &rel, listed);
             self.pump(&mut s, Some(scope));
+            let waited_for = s.waiting == Some(index);
             drop(s);
-            self.changed.notify_all();
+            if waited_for {
+                self.changed.notify_all();
+            }
         });
     }
 
@@ -513,7 +524,13 @@ impl<'a, V: Visitor> Shared<'a, V> {
         loop {
             match &s.dirs[index] {
                 Dir::Ready(_) | Dir::Done => return,
-                Dir::Listing => s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner()),
+                Dir::Listing => {
+                    // Set and cleared under the lock, so the worker that files this
+                    // listing after this sees it and signals.
+                    s.waiting = Some(index);
+                    s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+                    s.waiting = None;
+                }
                 Dir::Known(_) => match scope {
                     Some(scope) => self.submit(&mut s, scope, index, rel.to_vec()),
                     None => {
