@@ -663,11 +663,16 @@ mod tests {
         assert_eq!(paths, want);
     }
 
+    /// [`path_order`] by its definition: bytes compared with `/` ranked below every other.
+    fn by_definition(a: &[u8], b: &[u8]) -> Ordering {
+        let rank = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
+        a.iter().map(|&c| rank(c)).cmp(b.iter().map(|&c| rank(c)))
+    }
+
     #[test]
     fn path_order_is_bytes_with_the_slash_ranked_lowest() {
         // The definition, checked on every string of up to 3 bytes over an alphabet with
         // the bytes around '/' and the extremes.
-        let rank = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
         let alphabet = [0u8, b'.', b'/', b'0', b'a', 0xff];
         let mut all: Vec<Vec<u8>> = vec![vec![]];
         for len in 1..=3 {
@@ -682,8 +687,7 @@ mod tests {
         }
         for a in &all {
             for b in &all {
-                let want = a.iter().map(|&c| rank(c)).cmp(b.iter().map(|&c| rank(c)));
-                assert_eq!(path_order(a, b), want, "{a:?} {b:?}");
+                assert_eq!(path_order(a, b), by_definition(a, b), "{a:?} {b:?}");
             }
         }
     }
@@ -693,17 +697,15 @@ mod tests {
         // Every position of a 40-byte path, so the difference falls in each byte of the
         // eight-byte words and in the tail; with '/' and other bytes on either side.
         let base: Vec<u8> = (0..40).map(|i| b"abcdefgh/jk"[i % 11]).collect();
-        let rank = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
-        let want = |a: &[u8], b: &[u8]| a.iter().map(|&c| rank(c)).cmp(b.iter().map(|&c| rank(c)));
         for at in 0..base.len() {
             for c in [0u8, b'.', b'/', b'0', 0xff] {
                 let mut other = base.clone();
                 other[at] = c;
                 for (a, b) in [(&base[..], &other[..]), (&other[..], &base[..])] {
-                    assert_eq!(path_order(a, b), want(a, b), "{a:?} {b:?}");
+                    assert_eq!(path_order(a, b), by_definition(a, b), "{a:?} {b:?}");
                     // And with one of them cut short after the difference or before it.
                     for cut in [at, at + 1] {
-                        assert_eq!(path_order(&a[..cut], b), want(&a[..cut], b));
+                        assert_eq!(path_order(&a[..cut], b), by_definition(&a[..cut], b));
                     }
                 }
             }
