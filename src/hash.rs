@@ -76,6 +76,13 @@ pub const OPEN_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_NOCTTY)
     .union(OFlag::O_CLOEXEC);
 
+/// [`OPEN_FLAGS`] for `rustix`'s raw system calls.
+pub const RAW_OPEN_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::NOFOLLOW)
+    .union(rustix::fs::OFlags::NONBLOCK)
+    .union(rustix::fs::OFlags::NOCTTY)
+    .union(rustix::fs::OFlags::CLOEXEC);
+
 /// Hashes the regular file at `path`; `size_hint` is its size from the walk.
 pub fn hash_path(path: &Path, size_hint: u64) -> io::Result<Hashed> {
     let file = match OpenOptions::new()
@@ -363,6 +370,11 @@ mod guard {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn both_spellings_of_the_open_flags_agree() {
+        assert_eq!(RAW_OPEN_FLAGS.bits() as i32, OPEN_FLAGS.bits());
+    }
 
     #[test]
     fn a_file_truncated_under_the_mapping_is_an_error_not_a_crash() {

@@ -95,6 +95,20 @@ impl Stamp {
         })
     }
 
+    /// The stamp of `st` from a raw `fstat` or `fstatat` ([`rustix::fs::Stat`]), as
+    /// the walk takes it from the same call through libc.
+    // The fields' integer types differ between architectures; on x86_64 some casts are
+    // to the type they have.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn of_raw(st: &rustix::fs::Stat) -> Option<Stamp> {
+        Some(Stamp {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            mtime_ns: nanos(st.st_mtime as i64, st.st_mtime_nsec as i64)?,
+            ctime_ns: nanos(st.st_ctime as i64, st.st_ctime_nsec as i64)?,
+        })
+    }
+
     /// The stamp of a file's metadata (from `fstat` on an open descriptor): `None` when a
     /// time does not fit, as for the walk's own stamps.
     pub fn of_metadata(m: &std::fs::Metadata) -> Option<Stamp> {
@@ -853,7 +867,7 @@ impl<C> Frame<C> {
 }
 
 /// `rel/name`, or `name` at the root.
-fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
+pub(crate) fn join_rel(rel: &[u8], name: &[u8]) -> Vec<u8> {
     let mut path = Vec::with_capacity(rel.len() + 1 + name.len());
     if !rel.is_empty() {
         path.extend_from_slice(rel);
@@ -875,14 +889,14 @@ struct DirSlot<C> {
 /// Directories with at least this many names have their names decided, stat'ed and
 /// visited by several threads, in runs of [`RUN`] names: a flat directory of thousands of
 /// files would otherwise be read and hashed by one thread.
-const PARALLEL_NAMES: usize = 2 * RUN;
+pub(crate) const PARALLEL_NAMES: usize = 2 * RUN;
 
 /// Names per run when a directory's names are split across threads.
-const RUN: usize = 64;
+pub(crate) const RUN: usize = 64;
 
 /// What a directory entry's `d_type` says it is; `None` when the file system does not
 /// say (then it is `fstatat`ed before it is decided).
-fn kind_hint(t: FileType) -> Option<Kind> {
+pub(crate) fn kind_hint(t: FileType) -> Option<Kind> {
     match t {
         FileType::RegularFile => Some(Kind::File),
         FileType::Directory => Some(Kind::Dir),

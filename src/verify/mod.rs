@@ -31,6 +31,10 @@ use crate::manifest::Manifest;
 use crate::tree::{is_below, path_order, EntryRef, EntrySlice, Kind, ModePolicy, NodeRef};
 use crate::walk::{self, Found, Stamp};
 
+mod equal;
+#[cfg(test)]
+mod tests;
+
 /// What differs at one path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum What {
@@ -348,8 +352,31 @@ fn position(index: usize) -> usize {
 }
 
 /// Verifies the tree at `root` against `manifest`.
+///
+/// Most trees are equal to their manifest, and one parallel pass proves that (see
+/// `equal`); when it cannot, or with [`Options::window`], the tree is compared exactly:
+/// every difference and error is decided there, in path order.
 pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Report> {
     let matcher = manifest.rules.matcher()?;
+    let root_dir = beneath::Root::open(root)?;
+    if options.window.is_none() {
+        let (expected, policy) = (manifest.entries.as_slice(), manifest.rules.modes);
+        if let Some(report) = equal::prove(root, expected, policy, &matcher, options) {
+            return Ok(report);
+        }
+    }
+    exact(root, root_dir, manifest, &matcher, options)
+}
+
+/// Compares the tree at `root` (opened as `root_dir`) with `manifest`, whose rules
+/// `matcher` holds, merging the walk with the entries in path order.
+fn exact(
+    root: &Path,
+    root_dir: beneath::Root,
+    manifest: &Manifest,
+    matcher: &Matcher,
+    options: &Options,
+) -> Result<Report> {
     let policy = manifest.rules.modes;
     let expected = manifest.entries.as_slice();
     // The earliest position of a difference or error so far; unless all differences are
@@ -375,8 +402,7 @@ pub fn verify(root: &Path, manifest: &Manifest, options: &Options) -> Result<Rep
         hi.is_none_or(|h| before(d, Some(h)))
             && (!before(d, lo) || lo.is_some_and(|l| is_below(l, d)))
     };
-    let root_dir = beneath::Root::open(root)?;
-    let merged = walk::walk_with(root, &matcher, &checker, &list_dir, |found| {
+    let merged = walk::walk_with(root, matcher, &checker, &list_dir, |found| {
         let found = found.filter(|f| in_range(&f.path)).peekable();
         merge(expected, range.start..end, policy, options, found)
     })?;
