@@ -25,8 +25,9 @@
 //!
 //! # Unsafe code
 //! Denied crate-wide. It is allowed only where the operating system offers no safe
-//! interface: memory-mapping a file and catching `SIGBUS` on it ([`hash`]), and
-//! `execve` and signal dispositions ([`exec`]). Each block there carries a SAFETY note
+//! interface: memory-mapping a file, catching `SIGBUS` on it and closing a descriptor
+//! with the raw system call ([`hash`]), and `execve` and signal dispositions
+//! ([`exec`]). Each block there carries a SAFETY note
 //! (`clippy::undocumented_unsafe_blocks` is on).
 
 #![deny(unsafe_code)]
