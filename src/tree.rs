@@ -579,15 +579,21 @@ pub fn digest(rules: &Rules, entries: &Entries) -> Hash {
     for e in entries {
         let kind = e.node.kind();
         h.put_bytes(e.path);
-        h.put(&[kind.code()]);
-        h.put(&rules.modes.effective(kind, e.mode).to_le_bytes());
+        // The fixed-size fields in one piece: five calls per entry took a fifth of this.
+        let mut fixed = [0u8; 1 + 4 + 8 + 32];
+        fixed[0] = kind.code();
+        fixed[1..5].copy_from_slice(&rules.modes.effective(kind, e.mode).to_le_bytes());
         match e.node {
             NodeRef::File { size, hash } => {
-                h.put(&size.to_le_bytes());
-                h.put(hash);
+                fixed[5..13].copy_from_slice(&size.to_le_bytes());
+                fixed[13..].copy_from_slice(hash);
+                h.put(&fixed);
             }
-            NodeRef::Symlink { target } => h.put_bytes(target),
-            NodeRef::Dir | NodeRef::Special(_) => {}
+            NodeRef::Symlink { target } => {
+                h.put(&fixed[..5]);
+                h.put_bytes(target);
+            }
+            NodeRef::Dir | NodeRef::Special(_) => h.put(&fixed[..5]),
         }
     }
     h.finish()
