@@ -195,9 +195,19 @@ impl Drop for Permit<'_> {
 
 /// Builds a pool of `threads` threads, or of fewer (at least two) when threads cannot be
 /// started. Each failed attempt stops the threads it started.
-fn build(mut threads: usize) -> Option<ThreadPool> {
+fn build(threads: usize) -> Option<ThreadPool> {
+    build_with(threads, |_| {})
+}
+
+/// A pool of `threads` threads (or fewer, as for [`workers`], when threads cannot be
+/// started), each of which runs `start` (with its index) as it starts: for a pool whose
+/// work needs its threads set up in some way of its own.
+pub fn build_with(mut threads: usize, start: fn(usize)) -> Option<ThreadPool> {
     while threads >= 2 {
-        match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        let builder = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .start_handler(start);
+        match builder.build() {
             Ok(pool) => return Some(pool),
             Err(_) => threads /= 2,
         }
