@@ -29,6 +29,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::OFlag;
 
@@ -115,9 +116,25 @@ pub fn hash_regular(file: File, size_hint: u64, len: u64) -> io::Result<Hashed> 
     if len.max(size_hint) >= MMAP_THRESHOLD {
         hash_mapped(&file, len)
     } else {
-        hash_read(file, len)
+        hash_read(file, len, false).map(|(hashed, _)| hashed)
     }
 }
+
+/// [`hash_regular`], and whether a small file's bytes had to be read from storage: its
+/// first `read` asks not to wait (`RWF_NOWAIT`), which fails at once when they are not
+/// all in the page cache (then it reads as usual). The same system calls as
+/// [`hash_regular`] when they are; where the file system does not take the flag, the
+/// answer is always "no" after the first try. A mapped file says "no".
+pub fn hash_regular_probed(file: File, size_hint: u64, len: u64) -> io::Result<(Hashed, bool)> {
+    if len.max(size_hint) >= MMAP_THRESHOLD {
+        hash_mapped(&file, len).map(|hashed| (hashed, false))
+    } else {
+        hash_read(file, len, true)
+    }
+}
+
+/// Whether reads without waiting work here; cleared when the file system refuses one.
+static NOWAIT: AtomicBool = AtomicBool::new(true);
 
 /// Reads a file of `size` bytes (from `fstat`) into the thread's buffer and hashes it.
 ///
@@ -126,20 +143,50 @@ pub fn hash_regular(file: File, size_hint: u64, len: u64) -> io::Result<Hashed> 
 /// short count proves the end was reached, with no second `read` returning 0. (`read_to_end`
 /// would add an `fstat`, an `lseek` and that second `read` per file.) A read that stops
 /// before `size` bytes, or a file that grew, keeps reading until a `read` returns 0.
-fn hash_read(file: File, size: u64) -> io::Result<Hashed> {
+///
+/// With `probe`, the first `read` does not wait for storage (`RWF_NOWAIT`, see
+/// [`hash_regular_probed`]); the second value says whether it would have had to.
+fn hash_read(file: File, size: u64, probe: bool) -> io::Result<(Hashed, bool)> {
     BUFFER.with(|buf| {
         let mut buf = buf.borrow_mut();
         let mut want = size as usize + 1;
         if buf.len() < want {
             buf.resize(want, 0);
         }
-        let mut filled = 0;
+        let (mut filled, mut waited) = (0, false);
+        let mut first = probe && size > 0 && NOWAIT.load(Ordering::Relaxed);
         loop {
-            let n = match rustix::io::read(&file, &mut buf[filled..want]) {
+            let read = match first {
+                // At the file's offset, which it moves, as `read` does.
+                true => rustix::io::preadv2(
+                    &file,
+                    &mut [io::IoSliceMut::new(&mut buf[filled..want])],
+                    u64::MAX,
+                    rustix::io::ReadWriteFlags::NOWAIT,
+                ),
+                false => rustix::io::read(&file, &mut buf[filled..want]),
+            };
+            let n = match read {
                 Ok(n) => n,
                 Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::AGAIN) if first => {
+                    (first, waited) = (false, true);
+                    continue;
+                }
+                // The flag, or the call itself, is not supported here (or not allowed).
+                Err(
+                    rustix::io::Errno::OPNOTSUPP
+                    | rustix::io::Errno::INVAL
+                    | rustix::io::Errno::NOSYS
+                    | rustix::io::Errno::PERM,
+                ) if first => {
+                    NOWAIT.store(false, Ordering::Relaxed);
+                    first = false;
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
+            first = false;
             filled += n;
             if n == 0 || (filled as u64 == size && filled < want) {
                 break;
@@ -158,10 +205,11 @@ fn hash_read(file: File, size: u64) -> io::Result<Hashed> {
             true => crate::pool::hashing(|| blake3::hash(data)),
             false => blake3::hash(data),
         };
-        Ok(Hashed::File {
+        let hashed = Hashed::File {
             hash: *hash.as_bytes(),
             size: filled as u64,
-        })
+        };
+        Ok((hashed, waited))
     })
 }
 
@@ -184,7 +232,7 @@ fn close(file: File) {
 #[allow(unsafe_code)]
 fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
     if len == 0 {
-        return hash_read(file.try_clone()?, 0);
+        return hash_read(file.try_clone()?, 0, false).map(|(hashed, _)| hashed);
     }
     // SAFETY: the mapping is read-only (`PROT_READ`, `MAP_PRIVATE`), lives only for this
     // call, and is only read, by blake3, through the slice below. A `&[u8]` promises that
@@ -209,7 +257,7 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
     let Some(watch) = guard::Watch::new(&map) else {
         // No guard (every slot taken by concurrent mappings, or no handler): read instead.
         drop(map);
-        return hash_read(file.try_clone()?, len);
+        return hash_read(file.try_clone()?, len, false).map(|(hashed, _)| hashed);
     };
     // Ask for the whole file now: on a cold cache the reads are in flight while this
     // worker waits for a hashing permit, instead of page by page as blake3 faults them in.
@@ -388,6 +436,26 @@ mod tests {
     use std::io::Write;
 
     #[test]
+    fn a_probed_read_hashes_as_a_plain_one_and_finds_a_fresh_file_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [
+            0,
+            1,
+            4096,
+            MMAP_THRESHOLD as usize - 1,
+            MMAP_THRESHOLD as usize,
+        ] {
+            let path = dir.path().join(format!("f{len}"));
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&path, &data).unwrap();
+            let plain = hash_regular(File::open(&path).unwrap(), len as u64, len as u64);
+            let probed = hash_regular_probed(File::open(&path).unwrap(), len as u64, len as u64);
+            // Just written: in the page cache, so the read did not wait.
+            assert_eq!(probed.unwrap(), (plain.unwrap(), false), "length {len}");
+        }
+    }
+
+    #[test]
     fn both_spellings_of_the_open_flags_agree() {
         assert_eq!(RAW_OPEN_FLAGS.bits() as i32, OPEN_FLAGS.bits());
     }
@@ -429,7 +497,7 @@ mod tests {
         std::fs::write(&path, vec![1u8; 10_000]).unwrap();
         let file = File::open(&path).unwrap();
         assert_eq!(
-            hash_read(file, 100).unwrap(),
+            hash_read(file, 100, false).unwrap().0,
             Hashed::File {
                 hash: *blake3::hash(&[1u8; 10_000]).as_bytes(),
                 size: 10_000
@@ -437,7 +505,7 @@ mod tests {
         );
         let file = File::open(&path).unwrap();
         assert_eq!(
-            hash_read(file, 20_000).unwrap(),
+            hash_read(file, 20_000, true).unwrap().0,
             Hashed::File {
                 hash: *blake3::hash(&[1u8; 10_000]).as_bytes(),
                 size: 10_000

@@ -11,11 +11,20 @@ use super::*;
 use crate::manifest::Origin;
 use crate::tree::{Rules, DEFAULT_NAME};
 
-/// What the pass and the exact comparison say of `root` against `manifest`.
+/// What the pass and the exact comparison say of `root` against `manifest`. The pass runs
+/// twice, as on a warm tree and as on a cold one (files opened ahead), and must say the
+/// same both times.
 fn both(root: &Path, manifest: &Manifest, options: &Options) -> (Option<Report>, Result<Report>) {
     let matcher = manifest.rules.matcher().unwrap();
     let (expected, policy) = (manifest.entries.as_slice(), manifest.rules.modes);
     let proven = equal::prove(root, expected, policy, &matcher, options);
+    let cold = equal::prove_as(root, expected, policy, &matcher, options, true);
+    let counts = |r: &Report| (r.files_hashed, r.files_trusted, r.stamps.clone());
+    assert_eq!(
+        proven.as_ref().map(counts),
+        cold.as_ref().map(counts),
+        "the pass says one thing warm and another cold"
+    );
     let exact = exact(
         root,
         beneath::Root::open(root).unwrap(),
