@@ -121,6 +121,7 @@ pub(super) fn prove_as(
         }),
         split: false,
         cold: AtomicBool::new(cold),
+        ahead: AtomicU64::new(0),
     };
     let root_unit = Unit::Sealed {
         rel: Vec::new(),
@@ -200,6 +201,8 @@ struct Prover<'a> {
     /// Set once a file's bytes were not in the page cache: from then on the files of a
     /// directory are opened a few ahead and their reading started at once ([`Ahead`]).
     cold: AtomicBool,
+    /// The bytes of files opened ahead and not yet hashed ([`Ahead`]).
+    ahead: AtomicU64,
 }
 
 /// A directory to check, or part of one.
@@ -436,7 +439,7 @@ impl<'a> Prover<'a> {
         // Where the snapshot's stamps for the entries from `next` on begin.
         let trusted = &self.options.trusted;
         let mut vouched = trusted.partition_point(|(i, _)| (*i as usize) < range.start);
-        let mut ahead = Ahead::default();
+        let mut ahead = Ahead::new(&self.ahead);
         for (pos, &at) in order.iter().enumerate() {
             if self.stop.load(Relaxed) {
                 return Err(NotProven);
@@ -742,19 +745,32 @@ struct Listed<'l> {
 /// way took 1.9 s against 2.7 s one at a time (and 2.4-2.5 s with 64 threads).
 ///
 /// Only a hint: a file opened ahead is checked exactly as one opened in its turn (the
-/// `fstat` and everything after it), and one that is not used is closed. Only small
-/// regular files the manifest has, that the rules include and the snapshot does not vouch
-/// for, are opened ahead: a large one is advised whole when it is mapped, and nothing
-/// else is read.
-#[derive(Default)]
-struct Ahead {
-    /// Opened files, by position in the run, in order.
-    open: std::collections::VecDeque<(usize, OwnedFd)>,
+/// `fstat` and everything after it), and one that is not used is closed. Only regular
+/// files the manifest has, that the rules include and the snapshot does not vouch for,
+/// are opened ahead, and only while the files opened ahead by all threads and not yet
+/// hashed hold less than [`AHEAD_BYTES`] in all: what is read ahead must still be in the
+/// page cache when its turn comes, in a container with little memory too.
+struct Ahead<'p> {
+    /// Opened files, by position in the run, in order, with their sizes.
+    open: std::collections::VecDeque<(usize, OwnedFd, u64)>,
     /// The next position to consider.
     next: usize,
+    /// The bytes of files opened ahead by every thread and not hashed yet.
+    pending: &'p AtomicU64,
 }
 
-impl Ahead {
+/// See [`Ahead`]: the page cache a check may fill ahead of its hashing.
+const AHEAD_BYTES: u64 = 64 << 20;
+
+impl<'p> Ahead<'p> {
+    fn new(pending: &'p AtomicU64) -> Self {
+        Ahead {
+            open: Default::default(),
+            next: 0,
+            pending,
+        }
+    }
+
     /// Opens the files after position `pos` up to [`ahead_width`] ahead.
     fn fill(&mut self, prover: &Prover<'_>, listed: &Listed<'_>, pos: usize) {
         let width = ahead_width();
@@ -765,12 +781,15 @@ impl Ahead {
             listed.rel.len() + 1
         };
         let mut path = Vec::new();
-        for j in self.next.max(pos + 1)..end {
+        self.next = self.next.max(pos + 1);
+        while self.next < end {
+            let j = self.next;
             let (name, file_type) = listed.names.get(listed.order[j]);
             let bytes = name.to_bytes();
             if file_type != FileType::RegularFile
                 || (prefix == 0 && bytes == DEFAULT_NAME.as_bytes())
             {
+                self.next += 1;
                 continue;
             }
             path.clear();
@@ -779,44 +798,67 @@ impl Ahead {
                 path.push(b'/');
             }
             path.extend_from_slice(bytes);
-            if !matches!(
-                prover.matcher.decide(&path, false, listed.state),
-                Decision::Include(_)
-            ) {
-                continue;
-            }
             let entries = prover.expected.slice(listed.range.clone());
             let at = entries.partition_point(|e| path_order(e.path, &path).is_lt());
-            let small_file = entries.get(at).is_some_and(|e| {
-                e.path == path.as_slice()
-                    && matches!(e.node, NodeRef::File { size, .. } if size < hash::MMAP_THRESHOLD)
-            });
+            let size = match entries.get(at) {
+                Some(e) if e.path == path.as_slice() => match e.node {
+                    NodeRef::File { size, .. } => Some(size),
+                    _ => None,
+                },
+                _ => None,
+            };
             let index = (listed.range.start + at) as u32;
-            let vouched = prover
-                .options
-                .trusted
-                .binary_search_by_key(&index, |(i, _)| *i)
-                .is_ok();
-            if !small_file || vouched {
+            let vouched = || {
+                prover
+                    .options
+                    .trusted
+                    .binary_search_by_key(&index, |(i, _)| *i)
+                    .is_ok()
+            };
+            let included = || {
+                matches!(
+                    prover.matcher.decide(&path, false, listed.state),
+                    Decision::Include(_)
+                )
+            };
+            let Some(size) = size.filter(|_| included() && !vouched()) else {
+                self.next += 1;
                 continue;
+            };
+            if self.pending.load(Relaxed).saturating_add(size) > AHEAD_BYTES {
+                // Considered again when more has been hashed.
+                break;
             }
+            self.next += 1;
             let flags = hash::RAW_OPEN_FLAGS;
             if let Ok(fd) = rustix::fs::openat(listed.dir, name, flags, rustix::fs::Mode::empty()) {
                 let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::WillNeed);
-                self.open.push_back((j, fd));
+                self.pending.fetch_add(size, Relaxed);
+                self.open.push_back((j, fd, size));
             }
         }
-        self.next = self.next.max(end);
     }
 
     /// The file at position `pos`, if it was opened ahead (those before it are closed).
     fn take(&mut self, pos: usize) -> Option<OwnedFd> {
-        while self.open.front().is_some_and(|(j, _)| *j < pos) {
-            self.open.pop_front();
+        while let Some((j, _, size)) = self.open.front() {
+            if *j > pos {
+                return None;
+            }
+            self.pending.fetch_sub(*size, Relaxed);
+            let (j, fd, _) = self.open.pop_front()?;
+            if j == pos {
+                return Some(fd);
+            }
         }
-        match self.open.front() {
-            Some((j, _)) if *j == pos => self.open.pop_front().map(|(_, fd)| fd),
-            _ => None,
+        None
+    }
+}
+
+impl Drop for Ahead<'_> {
+    fn drop(&mut self) {
+        for (_, _, size) in self.open.drain(..) {
+            self.pending.fetch_sub(size, Relaxed);
         }
     }
 }
