@@ -26,8 +26,9 @@
 //! # Unsafe code
 //! Denied crate-wide. It is allowed only where the operating system offers no safe
 //! interface: memory-mapping a file, catching `SIGBUS` on it and closing a descriptor
-//! with the raw system call ([`hash`]), and `execve` and signal dispositions
-//! ([`exec`]). Each block there carries a SAFETY note
+//! with the raw system call ([`hash`]), giving the threads of the one-pass proof private
+//! descriptor tables ([`verify`]), and `execve` and signal dispositions ([`exec`]). Each
+//! block there carries a SAFETY note
 //! (`clippy::undocumented_unsafe_blocks` is on).
 
 #![deny(unsafe_code)]
