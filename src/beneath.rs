@@ -10,7 +10,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -60,13 +60,18 @@ const CHUNK: usize = 3072;
 /// At most two descriptors are open at any moment.
 pub fn open_beneath(root: &Path, rel: &[u8], flags: OFlag) -> io::Result<OwnedFd> {
     let full = join(root, rel);
+    // What is opened to be read keeps its access time (see `hash::leave_atime`).
+    let last = |dir: BorrowedFd<'_>, name: &Path| {
+        hash::leave_atime(|noatime| {
+            let atime = match noatime && !flags.contains(OFlag::O_PATH) {
+                true => OFlag::O_NOATIME,
+                false => OFlag::empty(),
+            };
+            openat(dir, name, flags | atime | OFlag::O_CLOEXEC, Mode::empty())
+        })
+    };
     if full.as_os_str().len() < CHUNK {
-        return Ok(openat(
-            AT_FDCWD,
-            &full,
-            flags | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )?);
+        return Ok(last(AT_FDCWD, &full)?);
     }
     let step = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let mut dir = openat(AT_FDCWD, root, step, Mode::empty())?;
@@ -80,7 +85,7 @@ pub fn open_beneath(root: &Path, rel: &[u8], flags: OFlag) -> io::Result<OwnedFd
         dir = openat(&dir, &rest[..cut], step | OFlag::O_NOFOLLOW, Mode::empty())?;
         rest = &rest[cut + 1..];
     }
-    Ok(openat(&dir, rest, flags | OFlag::O_CLOEXEC, Mode::empty())?)
+    Ok(last(dir.as_fd(), Path::new(OsStr::from_bytes(rest)))?)
 }
 
 /// Runs `f` on a path through which `root/rel` can be opened by name, however long it
@@ -165,10 +170,13 @@ impl Root {
     /// blocking, never read by treeseal).
     pub fn open_file(&self, rel: &[u8]) -> io::Result<Option<File>> {
         if rel.len() < CHUNK && OPENAT2.load(Ordering::Relaxed) {
-            let how = OpenHow::new()
-                .flags(hash::OPEN_FLAGS)
-                .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
-            match openat2(&self.fd, rel, how) {
+            let opened = hash::leave_atime(|noatime| {
+                let how = OpenHow::new()
+                    .flags(hash::open_flags(noatime))
+                    .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_BENEATH);
+                openat2(&self.fd, rel, how)
+            });
+            match opened {
                 Ok(fd) => return Ok(Some(File::from(fd))),
                 // Some component (the file itself, or a directory swapped in since the walk)
                 // is a symlink: not the regular file that was sealed.
@@ -179,10 +187,12 @@ impl Root {
             }
         }
         let opened = with_openable_path(&self.path, rel, |path| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(hash::OPEN_FLAGS.bits())
-                .open(path)
+            hash::leave_atime(|noatime| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(hash::open_flags(noatime).bits())
+                    .open(path)
+            })
         });
         match opened {
             Ok(file) => Ok(Some(file)),

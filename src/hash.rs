@@ -85,13 +85,91 @@ pub const RAW_OPEN_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
     .union(rustix::fs::OFlags::NOCTTY)
     .union(rustix::fs::OFlags::CLOEXEC);
 
+/// Whether opens for reading still ask the kernel to leave access times alone; see
+/// [`leave_atime`].
+static NOATIME: AtomicBool = AtomicBool::new(true);
+
+/// Runs `open(noatime)`, which opens something for reading, with `O_NOATIME` when
+/// `noatime` is true. Checking a tree should not write to it, and on a tree written a
+/// moment ago (a fresh checkout, a new extraction) `relatime` would make the first read of
+/// each file and directory write its inode back: measured on ext4 here, 48 s instead of
+/// ~10 s for the first `lock` of a 1M-file tree. The kernel grants the flag only to the
+/// owner of the file or a holder of `CAP_FOWNER`, and refuses it with `EPERM`: then
+/// `open(false)` runs, and the flag stays off for the rest of the process. (When that
+/// second open is refused as well, something else refused it, e.g. a seccomp profile, and
+/// the flag stays on.)
+pub fn leave_atime<T, E: Refused>(open: impl FnMut(bool) -> Result<T, E>) -> Result<T, E> {
+    leave_atime_with(&NOATIME, open)
+}
+
+/// [`leave_atime`] with its switch given.
+fn leave_atime_with<T, E: Refused>(
+    noatime: &AtomicBool,
+    mut open: impl FnMut(bool) -> Result<T, E>,
+) -> Result<T, E> {
+    if !noatime.load(Ordering::Relaxed) {
+        return open(false);
+    }
+    match open(true) {
+        Err(e) if e.refused() => {}
+        done => return done,
+    }
+    let again = open(false);
+    if !matches!(&again, Err(e) if e.refused()) {
+        noatime.store(false, Ordering::Relaxed);
+    }
+    again
+}
+
+/// [`OPEN_FLAGS`], with `O_NOATIME` when `noatime` (see [`leave_atime`]).
+pub fn open_flags(noatime: bool) -> OFlag {
+    match noatime {
+        true => OPEN_FLAGS | OFlag::O_NOATIME,
+        false => OPEN_FLAGS,
+    }
+}
+
+/// [`RAW_OPEN_FLAGS`], with `O_NOATIME` when `noatime` (see [`leave_atime`]).
+pub fn raw_open_flags(noatime: bool) -> rustix::fs::OFlags {
+    match noatime {
+        true => RAW_OPEN_FLAGS | rustix::fs::OFlags::NOATIME,
+        false => RAW_OPEN_FLAGS,
+    }
+}
+
+/// An open's error that says whether the kernel refused it (`EPERM`), for [`leave_atime`].
+pub trait Refused {
+    /// Whether this is `EPERM`.
+    fn refused(&self) -> bool;
+}
+
+impl Refused for nix::errno::Errno {
+    fn refused(&self) -> bool {
+        *self == nix::errno::Errno::EPERM
+    }
+}
+
+impl Refused for rustix::io::Errno {
+    fn refused(&self) -> bool {
+        *self == rustix::io::Errno::PERM
+    }
+}
+
+impl Refused for io::Error {
+    fn refused(&self) -> bool {
+        self.raw_os_error() == Some(nix::libc::EPERM)
+    }
+}
+
 /// Hashes the regular file at `path`; `size_hint` is its size from the walk.
 pub fn hash_path(path: &Path, size_hint: u64) -> io::Result<Hashed> {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(OPEN_FLAGS.bits())
-        .open(path)
-    {
+    let opened = leave_atime(|noatime| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(open_flags(noatime).bits())
+            .open(path)
+    });
+    let file = match opened {
         Ok(f) => f,
         // ELOOP: the last component became a symlink.
         Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Ok(Hashed::NotRegular),
@@ -456,7 +534,51 @@ mod tests {
     }
 
     #[test]
+    fn o_noatime_is_dropped_for_good_only_when_it_was_the_reason() {
+        use nix::errno::Errno;
+        let calls = std::cell::RefCell::new(Vec::new());
+        let open = |refuse: &'static [bool]| {
+            let calls = &calls;
+            move |noatime: bool| {
+                calls.borrow_mut().push(noatime);
+                match refuse.contains(&noatime) {
+                    true => Err(Errno::EPERM),
+                    false => Ok(noatime),
+                }
+            }
+        };
+        let run = |switch: &AtomicBool, refuse: &'static [bool]| {
+            calls.borrow_mut().clear();
+            let got = leave_atime_with(switch, open(refuse));
+            (got, calls.borrow().clone(), switch.load(Ordering::Relaxed))
+        };
+        // Granted: one open, with the flag, which stays on.
+        let on = AtomicBool::new(true);
+        assert_eq!(run(&on, &[]), (Ok(true), vec![true], true));
+        // Refused for the flag (not the owner): again without it, and off from then on.
+        assert_eq!(run(&on, &[true]), (Ok(false), vec![true, false], false));
+        assert_eq!(run(&on, &[]), (Ok(false), vec![false], false));
+        // Refused with and without it: not the flag's doing; the error, and the flag stays on.
+        let on = AtomicBool::new(true);
+        let got = run(&on, &[true, false]);
+        assert_eq!(got, (Err(Errno::EPERM), vec![true, false], true));
+        // Any other error is the open's answer.
+        let on = AtomicBool::new(true);
+        let got = leave_atime_with(&on, |_| Err::<(), _>(Errno::ENOENT));
+        assert_eq!(
+            (got, on.load(Ordering::Relaxed)),
+            (Err(Errno::ENOENT), true)
+        );
+    }
+
+    #[test]
     fn both_spellings_of_the_open_flags_agree() {
+        for noatime in [false, true] {
+            assert_eq!(
+                raw_open_flags(noatime).bits() as i32,
+                open_flags(noatime).bits()
+            );
+        }
         assert_eq!(RAW_OPEN_FLAGS.bits() as i32, OPEN_FLAGS.bits());
     }
 

@@ -25,6 +25,7 @@
 
 use std::fmt;
 use std::mem::{align_of, offset_of, size_of};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -190,7 +191,15 @@ impl Manifest {
                 "longer than {MAX_LEN} bytes, the most treeseal reads"
             ))
         };
-        let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        // It is often inside the tree, whose access times a check leaves alone.
+        let opened = crate::hash::leave_atime(|noatime| {
+            let flags = if noatime { nix::libc::O_NOATIME } else { 0 };
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(flags)
+                .open(path)
+        });
+        let file = opened.map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::ManifestMissing(path.to_path_buf()),
             _ => Error::io("read manifest", path, e),
         })?;

@@ -483,6 +483,43 @@ fn reachable_sample() -> Tree {
 }
 
 #[test]
+fn access_times_are_left_alone_where_the_kernel_allows_it() {
+    if !is_root() {
+        eprintln!("SKIPPED: access times as nobody: needs root to switch to nobody");
+        return;
+    }
+    let verify_as_nobody = |t: &Tree| {
+        let mut c = cmd();
+        c.arg("verify").arg(t.path());
+        within(as_nobody(&mut c), DEADLINE)
+    };
+    // The owner may read without moving access times: nobody's own tree stays as it was.
+    let t = reachable_sample();
+    lock(t.path());
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(t.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let Some(aged) = common::AgedAtimes::of(t.path()) else {
+        eprintln!("SKIPPED: access times: this file system does not record reads");
+        return;
+    };
+    verify_as_nobody(&t).code(0);
+    assert_eq!(aged.changed(), None);
+    // Not the owner: the kernel refuses O_NOATIME, and the check reads the usual way,
+    // whatever that does to access times, rather than fail.
+    let t = reachable_sample();
+    lock(t.path());
+    verify_as_nobody(&t).code(0);
+    t.file("app/views.py", "changed");
+    let r = verify_as_nobody(&t);
+    r.code(1);
+    assert!(r.line().contains("app/views.py"), "{}", r.stderr);
+}
+
+#[test]
 fn unreadable_files_and_directories_never_pass() {
     if !is_root() {
         eprintln!("SKIPPED: unreadable-as-nobody test: needs root to switch to nobody");

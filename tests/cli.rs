@@ -866,3 +866,42 @@ fn lock_refuses_a_dockerignore_that_keeps_the_manifest_out_of_the_image() {
         "{line}"
     );
 }
+
+#[test]
+fn checking_a_tree_leaves_its_access_times_alone() {
+    let t = Tree::sample();
+    t.file("app/data.bin", vec![7u8; 3 << 20]);
+    let m = t.path().with_extension("manifest");
+    let m = m.to_str().unwrap();
+    let Some(aged) = common::AgedAtimes::of(t.path()) else {
+        eprintln!("SKIPPED: access times: this file system does not record reads");
+        return;
+    };
+    ts([&["lock", "-o", m][..], &[t.path().to_str().unwrap()]].concat()).code(0);
+    for threads in ["1", "2"] {
+        ts([
+            "verify",
+            "--threads",
+            threads,
+            "-m",
+            m,
+            t.path().to_str().unwrap(),
+        ])
+        .code(0);
+    }
+    ts(["diff", m, t.path().to_str().unwrap()]).code(0);
+    assert_eq!(
+        aged.changed(),
+        None,
+        "a passing check read a file the usual way"
+    );
+    // A tree that differs goes through the exact comparison too.
+    t.file("app/views.py", "def index():\n    return 'changed'\n");
+    let aged = common::AgedAtimes::of(t.path()).unwrap();
+    ts(["verify", "--all", "-m", m, t.path().to_str().unwrap()]).code(1);
+    assert_eq!(
+        aged.changed(),
+        None,
+        "a failing check read a file the usual way"
+    );
+}

@@ -970,3 +970,20 @@ fn a_probe_that_cannot_record_its_progress_is_unhealthy() {
         r.stdout
     );
 }
+
+#[test]
+fn the_gate_and_the_probes_leave_access_times_alone() {
+    let g = Gate::new();
+    let Some(aged) = common::AgedAtimes::of(g.tree.path()) else {
+        eprintln!("SKIPPED: access times: this file system does not record reads");
+        return;
+    };
+    // Without a snapshot the probe hashes everything; after `run` it checks metadata.
+    g.health(&[]).code(0);
+    let mut c = g.cmd("run");
+    c.args(["--", "true"]);
+    run(&mut c).code(0);
+    g.health(&[]).code(0);
+    g.health(&["--full"]).code(0);
+    assert_eq!(aged.changed(), None);
+}

@@ -677,8 +677,11 @@ impl<'a> Prover<'a> {
         }
         let fd = match opened {
             Some(fd) => fd,
-            None => rustix::fs::openat(dir, name, hash::RAW_OPEN_FLAGS, rustix::fs::Mode::empty())
-                .map_err(|_| NotProven)?,
+            None => hash::leave_atime(|noatime| {
+                let flags = hash::raw_open_flags(noatime);
+                rustix::fs::openat(dir, name, flags, rustix::fs::Mode::empty())
+            })
+            .map_err(|_| NotProven)?,
         };
         let st = rustix::fs::fstat(&fd).map_err(|_| NotProven)?;
         if !same_meta(&st) {
@@ -713,12 +716,15 @@ impl<'a> Prover<'a> {
     fn open_dir(&self, rel: &[u8]) -> std::result::Result<Rc<OwnedFd>, NotProven> {
         use nix::fcntl::OFlag;
         if let Some((parent, name)) = Kept::parent_of(self.pass, rel) {
-            let flags = rustix::fs::OFlags::RDONLY
-                | rustix::fs::OFlags::DIRECTORY
-                | rustix::fs::OFlags::NOFOLLOW
-                | rustix::fs::OFlags::CLOEXEC;
-            let fd = rustix::fs::openat(&*parent, name, flags, rustix::fs::Mode::empty())
-                .map_err(|_| NotProven)?;
+            let fd = hash::leave_atime(|noatime| {
+                let mut flags = rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC;
+                flags.set(rustix::fs::OFlags::NOATIME, noatime);
+                rustix::fs::openat(&*parent, name, flags, rustix::fs::Mode::empty())
+            })
+            .map_err(|_| NotProven)?;
             return Ok(Rc::new(fd));
         }
         let flags = match rel.is_empty() {
@@ -833,8 +839,11 @@ impl<'p> Ahead<'p> {
                 break;
             }
             self.next += 1;
-            let flags = hash::RAW_OPEN_FLAGS;
-            if let Ok(fd) = rustix::fs::openat(listed.dir, name, flags, rustix::fs::Mode::empty()) {
+            let opened = hash::leave_atime(|noatime| {
+                let flags = hash::raw_open_flags(noatime);
+                rustix::fs::openat(listed.dir, name, flags, rustix::fs::Mode::empty())
+            });
+            if let Ok(fd) = opened {
                 let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::WillNeed);
                 self.pending.fetch_add(size, Relaxed);
                 self.open.push_back((j, fd, size));

@@ -1025,7 +1025,10 @@ impl<V: Visitor> Names<'_, V> {
                 // Opened relative to its directory, metadata from the descriptor. If it
                 // cannot be opened (no read permission, or it changed), it is `fstatat`ed
                 // below like any other entry, and its owner opens it later and reports.
-                if let Ok(fd) = openat(dir, name, crate::hash::OPEN_FLAGS, Mode::empty()) {
+                let opened = crate::hash::leave_atime(|noatime| {
+                    openat(dir, name, crate::hash::open_flags(noatime), Mode::empty())
+                });
+                if let Ok(fd) = opened {
                     let meta = fstat(&fd).map_err(|e| fail(root, &path, "stat", e.into()))?;
                     st = Some(meta);
                     if Kind::from_mode(meta.st_mode) == Kind::File {

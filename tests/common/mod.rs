@@ -191,3 +191,65 @@ pub fn engine_ready(check: &Result<(), String>, kind: &str, test: &str) -> bool 
         }
     }
 }
+
+/// Access times made old enough that `relatime` (and `strictatime`) would move them on the
+/// next read, for the tests that a check leaves them alone. `None` when this file system
+/// does not record reads at all (mounted `noatime`): then such a test cannot fail, and says so.
+pub struct AgedAtimes {
+    /// Every regular file and directory of the tree, with the access time it was given.
+    entries: Vec<(PathBuf, std::time::SystemTime)>,
+}
+
+impl AgedAtimes {
+    /// Sets the access time of every regular file and directory under `root` to three days
+    /// before its modification time.
+    pub fn of(root: &Path) -> Option<AgedAtimes> {
+        let canary = root.with_extension("atime-canary");
+        fs::write(&canary, "read me").unwrap();
+        let aged = AgedAtimes {
+            entries: vec![(canary.clone(), age(&canary))],
+        };
+        let _ = fs::read(&canary).unwrap();
+        let moved = aged.changed().is_some();
+        fs::remove_file(&canary).unwrap();
+        if !moved {
+            return None;
+        }
+        // Listed first and aged after: listing a directory is a read of it.
+        let mut paths = vec![root.to_path_buf()];
+        let mut next = 0;
+        while let Some(dir) = paths.get(next).cloned() {
+            next += 1;
+            if !fs::symlink_metadata(&dir).unwrap().is_dir() {
+                continue;
+            }
+            for e in fs::read_dir(&dir).unwrap() {
+                let e = e.unwrap();
+                let kind = e.file_type().unwrap();
+                if kind.is_dir() || kind.is_file() {
+                    paths.push(e.path());
+                }
+            }
+        }
+        let entries = paths.into_iter().map(|p| (p.clone(), age(&p))).collect();
+        Some(AgedAtimes { entries })
+    }
+
+    /// The first path whose access time is no longer the one it was given.
+    pub fn changed(&self) -> Option<&Path> {
+        self.entries
+            .iter()
+            .find(|(path, atime)| fs::metadata(path).unwrap().accessed().unwrap() != *atime)
+            .map(|(path, _)| path.as_path())
+    }
+}
+
+fn age(path: &Path) -> std::time::SystemTime {
+    let modified = fs::metadata(path).unwrap().modified().unwrap();
+    let atime = modified - std::time::Duration::from_secs(3 * 24 * 3600);
+    let times = fs::FileTimes::new()
+        .set_accessed(atime)
+        .set_modified(modified);
+    fs::File::open(path).unwrap().set_times(times).unwrap();
+    atime
+}
