@@ -129,8 +129,24 @@ pub fn open_flags(noatime: bool) -> OFlag {
     }
 }
 
+/// Opens `name` beside it in `dir` to be hashed: [`RAW_OPEN_FLAGS`], the access time left
+/// alone where the kernel allows it ([`leave_atime`]).
+pub fn open_at<P: rustix::path::Arg + Copy>(
+    dir: impl std::os::fd::AsFd,
+    name: P,
+) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    leave_atime(|noatime| {
+        rustix::fs::openat(
+            &dir,
+            name,
+            raw_open_flags(noatime),
+            rustix::fs::Mode::empty(),
+        )
+    })
+}
+
 /// [`RAW_OPEN_FLAGS`], with `O_NOATIME` when `noatime` (see [`leave_atime`]).
-pub fn raw_open_flags(noatime: bool) -> rustix::fs::OFlags {
+fn raw_open_flags(noatime: bool) -> rustix::fs::OFlags {
     match noatime {
         true => RAW_OPEN_FLAGS | rustix::fs::OFlags::NOATIME,
         false => RAW_OPEN_FLAGS,

@@ -677,11 +677,7 @@ impl<'a> Prover<'a> {
         }
         let fd = match opened {
             Some(fd) => fd,
-            None => hash::leave_atime(|noatime| {
-                let flags = hash::raw_open_flags(noatime);
-                rustix::fs::openat(dir, name, flags, rustix::fs::Mode::empty())
-            })
-            .map_err(|_| NotProven)?,
+            None => hash::open_at(dir, name).map_err(|_| NotProven)?,
         };
         let st = rustix::fs::fstat(&fd).map_err(|_| NotProven)?;
         if !same_meta(&st) {
@@ -839,11 +835,7 @@ impl<'p> Ahead<'p> {
                 break;
             }
             self.next += 1;
-            let opened = hash::leave_atime(|noatime| {
-                let flags = hash::raw_open_flags(noatime);
-                rustix::fs::openat(listed.dir, name, flags, rustix::fs::Mode::empty())
-            });
-            if let Ok(fd) = opened {
+            if let Ok(fd) = hash::open_at(listed.dir, name) {
                 let _ = rustix::fs::fadvise(&fd, 0, None, rustix::fs::Advice::WillNeed);
                 self.pending.fetch_add(size, Relaxed);
                 self.open.push_back((j, fd, size));

@@ -52,8 +52,8 @@ use std::ops::Range;
 use std::os::fd::OwnedFd;
 use std::sync::{Condvar, Mutex};
 
-use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
-use nix::sys::stat::{fstat, fstatat, FileStat, Mode};
+use nix::fcntl::{readlinkat, AtFlags, OFlag};
+use nix::sys::stat::{fstat, fstatat, FileStat};
 use rayon::prelude::*;
 use rustix::fs::{FileType, RawDir};
 
@@ -1025,10 +1025,7 @@ impl<V: Visitor> Names<'_, V> {
                 // Opened relative to its directory, metadata from the descriptor. If it
                 // cannot be opened (no read permission, or it changed), it is `fstatat`ed
                 // below like any other entry, and its owner opens it later and reports.
-                let opened = crate::hash::leave_atime(|noatime| {
-                    openat(dir, name, crate::hash::open_flags(noatime), Mode::empty())
-                });
-                if let Ok(fd) = opened {
+                if let Ok(fd) = crate::hash::open_at(dir, name) {
                     let meta = fstat(&fd).map_err(|e| fail(root, &path, "stat", e.into()))?;
                     st = Some(meta);
                     if Kind::from_mode(meta.st_mode) == Kind::File {

@@ -3,7 +3,8 @@
 use super::*;
 use crate::beneath::{kind_now, Root};
 use crate::hash::Hashed;
-use nix::fcntl::AT_FDCWD;
+use nix::fcntl::{openat, AT_FDCWD};
+use nix::sys::stat::Mode;
 
 /// Makes `depth` nested directories named `name` below `dir` with relative `mkdir` +
 /// `openat` (the absolute path soon exceeds `PATH_MAX`), and a file at the bottom.
