@@ -57,7 +57,7 @@ pub fn run(args: RunArgs, out: &mut Output, env: Env) -> ExitCode {
     };
     let saved = match config.snapshot_path() {
         None => Err("no safe directory for it".to_string()),
-        Some(path) => checked.take_snapshot().save(&path).map_err(|e| {
+        Some(path) => checked.take_snapshot().keep_or_save(&path).map_err(|e| {
             format!(
                 "{}: {e}",
                 crate::escape::escape(path.as_os_str().as_encoded_bytes())
