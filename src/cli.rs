@@ -75,7 +75,8 @@ pub enum Modes {
 #[derive(Debug, Args, Clone, Copy, Default)]
 pub struct ThreadArgs {
     /// Worker threads, reading in parallel; at most as many as the CPUs this process may
-    /// use hash at once (default: 32, or the CPU count if larger; also TREESEAL_THREADS).
+    /// use hash at once (default: 32, 64 to verify a tree found cold, or the CPU count if
+    /// larger; also TREESEAL_THREADS).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 }

@@ -227,6 +227,36 @@ pub fn hash_regular_probed(file: File, size_hint: u64, len: u64) -> io::Result<(
     }
 }
 
+/// Whether reading the first byte of `file` would wait for storage: a one-byte read at
+/// offset 0 that may not wait (`RWF_NOWAIT`) fails with `EAGAIN`. "No" wherever that
+/// cannot be told (the file system does not take the flag, an empty file, any error).
+/// Always tried, even where an earlier file's file system refused the flag: it is asked
+/// once per tree, which may lie on another file system.
+pub fn waits_for_storage(file: &File) -> bool {
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::preadv2(
+            file,
+            &mut [io::IoSliceMut::new(&mut byte)],
+            0,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return true,
+            Err(
+                rustix::io::Errno::OPNOTSUPP
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::PERM,
+            ) => {
+                NOWAIT.store(false, Ordering::Relaxed);
+                return false;
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// Whether reads without waiting work here; cleared when the file system refuses one.
 static NOWAIT: AtomicBool = AtomicBool::new(true);
 

@@ -9,7 +9,8 @@
 //! it hashes anything but a small buffer, and a file large enough to be split is hashed by
 //! a second pool of that size ([`hashers`]). A container limited to one CPU
 //! (`docker run --cpus 1`; std reads the cgroup quota) still has its reads in flight, and
-//! hashes on one CPU.
+//! hashes on one CPU. The pool that proves a tree equal (`verify`, `run`) is wider still,
+//! [`COLD_IO_WIDTH`], when the tree's first file was not in the page cache ([`cold_width`]).
 //!
 //! `--threads N` / `TREESEAL_THREADS` sets the pool's width, the total number of worker
 //! threads (at most [`MAX_THREADS`]; see [`check_count`]): it is the knob for a process
@@ -53,6 +54,16 @@ pub const MAX_THREADS: usize = 256;
 /// 1.9-3.1 s, 64 threads 1.8-2.8 s. Past 32 the gain is a few percent for twice the
 /// threads (each a stack, and a `clone` at start-up).
 pub const IO_WIDTH: usize = 32;
+
+/// The least width, when no thread count is configured, of the pool that checks a tree
+/// found cold ([`cold_width`]). A cold tree of small files waits mostly on metadata
+/// reads (`openat`, listings), which only more threads put in flight. Measured on 2
+/// cores, page cache dropped, the 150k-file tree: `verify` with 32 threads 1.87-1.91 s,
+/// 64 threads 1.68-1.69 s; the I/O floor (files opened and advised ahead) 32 threads
+/// 1.58-1.81 s, 64 threads 1.36-1.78 s. Warm, the 64 threads cost nothing measurable
+/// there, but on a warm tree they are not started at all.
+pub const COLD_IO_WIDTH: usize = 64;
+static_assertions::const_assert!(IO_WIDTH < COLD_IO_WIDTH && COLD_IO_WIDTH <= MAX_THREADS);
 
 /// The configured thread count; 0 means the default width (see [`width`]).
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -119,6 +130,12 @@ pub fn width() -> usize {
     width_for(THREADS.load(Ordering::Relaxed), cpus())
 }
 
+/// The width of a pool that checks a tree found cold: the configured thread count, else
+/// the larger of [`COLD_IO_WIDTH`] and the CPU count; never more than [`MAX_THREADS`].
+pub fn cold_width() -> usize {
+    cold_width_for(THREADS.load(Ordering::Relaxed), cpus())
+}
+
 /// The pool's width for a configured count (0: none) on `cpus` CPUs.
 fn width_for(configured: usize, cpus: usize) -> usize {
     match configured {
@@ -126,6 +143,14 @@ fn width_for(configured: usize, cpus: usize) -> usize {
         n => n,
     }
     .min(MAX_THREADS)
+}
+
+/// [`cold_width`] for a configured count (0: none) on `cpus` CPUs.
+fn cold_width_for(configured: usize, cpus: usize) -> usize {
+    match configured {
+        0 => cpus.clamp(COLD_IO_WIDTH, MAX_THREADS),
+        n => width_for(n, cpus),
+    }
 }
 
 /// The wide worker pool, built on the first call; `None` when one thread is configured
@@ -241,6 +266,17 @@ mod tests {
         assert_eq!(width_for(1, 8), 1);
         assert_eq!(width_for(4, 2), 4);
         assert_eq!(width_for(MAX_THREADS + 1, 2), MAX_THREADS);
+    }
+
+    #[test]
+    fn a_cold_tree_gets_more_threads_only_when_none_were_asked_for() {
+        assert_eq!(cold_width_for(0, 1), COLD_IO_WIDTH);
+        assert_eq!(cold_width_for(0, 2), COLD_IO_WIDTH);
+        assert_eq!(cold_width_for(0, 96), 96);
+        assert_eq!(cold_width_for(0, 1000), MAX_THREADS);
+        for (asked, cpus) in [(1, 8), (4, 2), (32, 2), (MAX_THREADS + 1, 2)] {
+            assert_eq!(cold_width_for(asked, cpus), width_for(asked, cpus));
+        }
     }
 
     #[test]

@@ -103,6 +103,10 @@ pub(super) fn prove_as(
         .fold((0usize, 0u64), |(n, b), size| {
             (n + 1, b.saturating_add(size))
         });
+    let opens_ahead = opens_ahead(root);
+    let pool = crate::pool::worth_threads(files, bytes)
+        .then(|| pool(|| opens_ahead && starts_cold(root, expected)))
+        .flatten();
     static PASSES: AtomicU64 = AtomicU64::new(0);
     let prover = Prover {
         root,
@@ -122,7 +126,8 @@ pub(super) fn prove_as(
         split: false,
         cold: AtomicBool::new(cold),
         ahead: AtomicU64::new(0),
-        opens_ahead: opens_ahead(root),
+        opens_ahead,
+        ahead_width: ahead_width(pool.map_or(1, rayon::ThreadPool::current_num_threads)),
     };
     let root_unit = Unit::Sealed {
         rel: Vec::new(),
@@ -131,10 +136,7 @@ pub(super) fn prove_as(
         state: matcher.root_state(),
         include: true,
     };
-    match crate::pool::worth_threads(files, bytes)
-        .then(pool)
-        .flatten()
-    {
+    match pool {
         Some(pool) => {
             let prover = Prover {
                 split: true,
@@ -157,13 +159,38 @@ pub(super) fn prove_as(
     }
 }
 
-/// The pass's worker threads, as wide as [`crate::pool::workers`]: each takes a private
-/// descriptor table when it starts, where the system allows it (see the module docs).
-/// `None` when no two threads could be started.
-fn pool() -> Option<&'static rayon::ThreadPool> {
+/// The pass's worker threads, built by the first pass that needs them: as wide as
+/// [`crate::pool::workers`], or [`crate::pool::cold_width`] when that is wider and
+/// `cold()` says the tree is not in the page cache (asked only then). Each takes a
+/// private descriptor table when it starts, where the system allows it (see the module
+/// docs). `None` when no two threads could be started.
+fn pool(cold: impl FnOnce() -> bool) -> Option<&'static rayon::ThreadPool> {
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
-    POOL.get_or_init(|| crate::pool::build_with(crate::pool::width(), private_table))
-        .as_ref()
+    POOL.get_or_init(|| {
+        let (warm, wide) = (crate::pool::width(), crate::pool::cold_width());
+        let width = match wide > warm && cold() {
+            true => wide,
+            false => warm,
+        };
+        crate::pool::build_with(width, private_table)
+    })
+    .as_ref()
+}
+
+/// Whether the first file of `expected` with any content is not in the page cache (see
+/// [`hash::waits_for_storage`]): one open beneath `root`, an `fstat` and a one-byte read
+/// that does not wait. A tree where that cannot be told counts as warm.
+pub(super) fn starts_cold(root: &Path, expected: EntrySlice<'_>) -> bool {
+    let first = expected
+        .iter()
+        .find(|e| matches!(e.node, NodeRef::File { size, .. } if size > 0));
+    let Some(first) = first else {
+        return false;
+    };
+    open_beneath(root, first.path, hash::OPEN_FLAGS).is_ok_and(|fd| {
+        rustix::fs::fstat(&fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_file())
+            && hash::waits_for_storage(&File::from(fd))
+    })
 }
 
 /// Gives the calling thread a descriptor table of its own, a copy of the process's; when
@@ -206,6 +233,8 @@ struct Prover<'a> {
     ahead: AtomicU64,
     /// Whether files may be opened ahead here (see [`opens_ahead`]).
     opens_ahead: bool,
+    /// How many files each thread opens ahead ([`ahead_width`]).
+    ahead_width: usize,
 }
 
 /// A directory to check, or part of one.
@@ -778,7 +807,7 @@ impl<'p> Ahead<'p> {
 
     /// Opens the files after position `pos` up to [`ahead_width`] ahead.
     fn fill(&mut self, prover: &Prover<'_>, listed: &Listed<'_>, pos: usize) {
-        let width = ahead_width();
+        let width = prover.ahead_width;
         let end = listed.order.len().min(pos + 1 + width);
         let prefix = if listed.rel.is_empty() {
             0
@@ -896,19 +925,23 @@ fn opens_ahead(root: &Path) -> bool {
     rustix::fs::statfs(root).is_ok_and(|fs| fs.f_type as u64 != FUSE_SUPER_MAGIC)
 }
 
-/// How many files a thread opens ahead ([`Ahead`]): 32, or fewer when the descriptors
-/// the process may open are few (a quarter of them shared by the pool's threads), none
-/// below 2.
-fn ahead_width() -> usize {
-    static WIDTH: OnceLock<usize> = OnceLock::new();
-    *WIDTH.get_or_init(|| {
-        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-        let share = soft.map_or(u64::MAX, |n| n / 4 / crate::pool::width().max(1) as u64);
-        match share.min(32) {
-            n if n < 2 => 0,
-            n => n as usize,
-        }
-    })
+/// How many files each of `threads` threads opens ahead ([`Ahead`]): 32, or fewer when
+/// the descriptors the process may open are few (a quarter of them shared by the
+/// threads), none below 2.
+fn ahead_width(threads: usize) -> usize {
+    static SOFT: OnceLock<Option<u64>> = OnceLock::new();
+    let soft =
+        *SOFT.get_or_init(|| rustix::process::getrlimit(rustix::process::Resource::Nofile).current);
+    ahead_share(soft, threads)
+}
+
+/// [`ahead_width`] under a soft descriptor limit of `soft` (`None`: unlimited).
+pub(super) fn ahead_share(soft: Option<u64>, threads: usize) -> usize {
+    let share = soft.map_or(u64::MAX, |n| n / 4 / threads.max(1) as u64);
+    match share.min(32) {
+        n if n < 2 => 0,
+        n => n as usize,
+    }
 }
 
 /// A regular file's manifest entry, as [`Prover::file`] checks it: entry `index`, with

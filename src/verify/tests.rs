@@ -394,3 +394,65 @@ fn a_sealed_directory_the_rules_only_walk_into_must_not_be_empty() {
     assert!(!exactly_equal(dir.path(), &manifest, &Options::default()));
     assert!(!agree(dir.path(), &manifest, &Options::default()));
 }
+
+/// Drops `rel`'s pages from the page cache (clean once synced); false on a file system
+/// that keeps them anyway (tmpfs).
+fn evict(root: &Path, rel: &str) -> bool {
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    let file = fs::File::open(root.join(rel)).unwrap();
+    file.sync_all().unwrap();
+    nix::fcntl::posix_fadvise(
+        &file,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )
+    .unwrap();
+    rustix::fs::fstatfs(&file).unwrap().f_type as u64 != TMPFS_MAGIC
+}
+
+#[test]
+fn a_tree_starts_cold_when_its_first_file_with_content_is_not_in_the_page_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(root, "a/empty", b"");
+    write(root, "a/first", b"first");
+    write(root, "b/second", b"second");
+    let manifest = lock(root, &[], ModePolicy::Exec);
+    let starts_cold = || equal::starts_cold(root, manifest.entries.as_slice());
+    assert!(!starts_cold(), "a file just written is in the page cache");
+    if !evict(root, "a/first") {
+        eprintln!("skipped: this file system keeps every page in memory");
+        return;
+    }
+    assert!(starts_cold());
+    // Read again, it is warm; a later file out of the cache does not count.
+    fs::read(root.join("a/first")).unwrap();
+    assert!(!starts_cold());
+    assert!(evict(root, "b/second"));
+    assert!(!starts_cold());
+    // Whatever is at the first file's path now is only opened, never waited on.
+    fs::remove_file(root.join("a/first")).unwrap();
+    nix::unistd::mkfifo(
+        &root.join("a/first"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    assert!(!starts_cold());
+    fs::remove_file(root.join("a/first")).unwrap();
+    assert!(!starts_cold());
+}
+
+#[test]
+fn the_threads_open_ahead_a_quarter_of_the_descriptors_at_most() {
+    use equal::ahead_share;
+    assert_eq!(ahead_share(None, 64), 32);
+    assert_eq!(ahead_share(Some(1 << 20), 64), 32);
+    assert_eq!(ahead_share(Some(1024), 1), 32);
+    assert_eq!(ahead_share(Some(1024), 32), 8);
+    assert_eq!(ahead_share(Some(1024), 64), 4);
+    assert_eq!(ahead_share(Some(512), 64), 2);
+    // Fewer than two each: none.
+    assert_eq!(ahead_share(Some(511), 64), 0);
+    assert_eq!(ahead_share(Some(0), 0), 0);
+}
