@@ -456,3 +456,30 @@ fn the_threads_open_ahead_a_quarter_of_the_descriptors_at_most() {
     assert_eq!(ahead_share(Some(511), 64), 0);
     assert_eq!(ahead_share(Some(0), 0), 0);
 }
+
+#[test]
+fn a_tree_turns_cold_when_most_probed_reads_wait_not_at_the_first_one() {
+    use equal::{Coldness, COLD_SCORE};
+    // A warm tree where one probed read in 16 would have waited (a lock, a lost page).
+    let warm = Coldness::default();
+    for i in 0..100_000 {
+        assert!(!warm.record(i % 16 == 0), "turned cold at probe {i}");
+    }
+    // A cold tree: cold at the COLD_SCORE-th read that waits, not before.
+    let cold = Coldness::default();
+    for i in 1..COLD_SCORE {
+        assert!(!cold.record(true), "cold after {i} reads");
+    }
+    assert!(cold.record(true));
+    // A long warm part does not delay the cold part after it.
+    let later = Coldness::default();
+    for _ in 0..100_000 {
+        assert!(!later.record(false));
+    }
+    let waits = (1..).find(|_| later.record(true)).unwrap();
+    assert_eq!(waits, COLD_SCORE);
+    // Two reads in three waiting is cold too, within a few dozen probes.
+    let mostly = Coldness::default();
+    let probes = (0..).find(|i| mostly.record(i % 3 != 0)).unwrap();
+    assert!(probes < 3 * COLD_SCORE as usize * 2, "{probes} probes");
+}
