@@ -124,8 +124,7 @@ pub(super) fn prove_as(
             false => Vec::new(),
         }),
         split: false,
-        cold: AtomicBool::new(cold),
-        coldness: Coldness::default(),
+        coldness: Coldness::new(cold),
         ahead: AtomicU64::new(0),
         opens_ahead,
         ahead_width: ahead_width(pool.map_or(1, rayon::ThreadPool::current_num_threads)),
@@ -227,11 +226,9 @@ struct Prover<'a> {
     stamps: Mutex<Vec<(u32, Stamp)>>,
     /// Whether a large directory's names are split into runs for other threads.
     split: bool,
-    /// Set once the probed reads show the tree is not in the page cache ([`Coldness`]):
-    /// from then on the files of a directory are opened a few ahead and their reading
+    /// Whether the probed reads show the tree is not in the page cache ([`Coldness`]):
+    /// once they do, the files of a directory are opened a few ahead and their reading
     /// started at once ([`Ahead`]).
-    cold: AtomicBool,
-    /// The probed reads' evidence for [`Prover::cold`].
     coldness: Coldness,
     /// The bytes of files opened ahead and not yet hashed ([`Ahead`]).
     ahead: AtomicU64,
@@ -480,7 +477,7 @@ impl<'a> Prover<'a> {
             if self.stop.load(Relaxed) {
                 return Err(NotProven);
             }
-            if self.opens_ahead && self.cold.load(Relaxed) {
+            if self.opens_ahead && self.coldness.is_cold() {
                 let listed = Listed {
                     dir,
                     rel,
@@ -717,15 +714,15 @@ impl<'a> Prover<'a> {
             return Err(NotProven);
         }
         let size = sealed.size;
-        let probe = !self.cold.load(Relaxed) && (self.coldness.suspects() || probe_now());
+        let probe = self.coldness.probes_next();
         let hashed = match probe {
             true => hash::hash_regular_probed(File::from(fd), size, size),
             false => hash::hash_regular(File::from(fd), size, size).map(|h| (h, false)),
         };
         match hashed {
             Ok((Hashed::File { hash, size: n }, waited)) if hash == *sealed.hash && n == size => {
-                if probe && self.coldness.record(waited) {
-                    self.cold.store(true, Relaxed);
+                if probe {
+                    self.coldness.record(waited);
                 }
             }
             _ => return Err(NotProven),
@@ -920,10 +917,11 @@ const PROBE_EVERY: u32 = 16;
 
 /// Whether the probed reads show a cold tree: a score that rises by one for each read
 /// that would have waited for storage and falls by one, never below zero, for each that
-/// would not. The tree is cold once the score reaches [`COLD_SCORE`]. While the score is
-/// above zero every read is probed, not one in [`PROBE_EVERY`] ([`probe_now`]), so that a
-/// cold tree is known a few files after its first read that waits (and a warm part
-/// before does not delay that), and a warm one goes back to probing seldom as soon.
+/// would not. The tree is cold once the score reaches [`COLD_SCORE`], and stays cold: no
+/// read is probed after that. While the score is above zero every read is probed, not
+/// one in [`PROBE_EVERY`] ([`probe_now`]), so that a cold tree is known a few files after
+/// its first read that waits (and a warm part before does not delay that), and a warm
+/// one goes back to probing seldom as soon.
 ///
 /// One read that would have waited proves nothing: `RWF_NOWAIT` also fails on pages in
 /// the cache when the read would wait for a lock, and a "warm" page cache may have lost a
@@ -933,34 +931,50 @@ const PROBE_EVERY: u32 = 16;
 /// a simulation of checks of a million files on one thread: with 5% of the reads failing
 /// at random, none of 100 checks turned cold (10%: 5 of 100; 20%, a tree partly cold:
 /// all); with 95% failing, every check was cold within 44 files (half within 6).
-#[derive(Default)]
 pub(super) struct Coldness {
     score: std::sync::atomic::AtomicU32,
 }
 
 impl Coldness {
-    /// Counts one probed read (`waited`: it would have waited for storage); true once the
-    /// tree is cold.
-    pub(super) fn record(&self, waited: bool) -> bool {
-        let update = |score: u32| Some(next_score(score, waited));
-        let before = self.score.fetch_update(Relaxed, Relaxed, update);
-        next_score(before.unwrap_or_else(|s| s), waited) >= COLD_SCORE
+    /// No evidence yet; `cold`: the tree counts as cold from the start.
+    pub(super) fn new(cold: bool) -> Self {
+        let score = if cold { COLD_SCORE } else { 0 };
+        Coldness {
+            score: score.into(),
+        }
     }
 
-    /// Whether a read has waited since the score was last zero: the next read is probed.
-    fn suspects(&self) -> bool {
-        self.score.load(Relaxed) > 0
+    /// Counts one probed read (`waited`: it would have waited for storage).
+    pub(super) fn record(&self, waited: bool) {
+        let update = |score: u32| Some(next_score(score, waited));
+        let _ = self.score.fetch_update(Relaxed, Relaxed, update);
+    }
+
+    /// Whether the tree is cold.
+    pub(super) fn is_cold(&self) -> bool {
+        self.score.load(Relaxed) >= COLD_SCORE
+    }
+
+    /// Whether the next read should be probed: not once the tree is cold; every read
+    /// while a read has waited since the score was last zero; else one in [`PROBE_EVERY`].
+    fn probes_next(&self) -> bool {
+        match self.score.load(Relaxed) {
+            0 => probe_now(),
+            score => score < COLD_SCORE,
+        }
     }
 }
 
 /// See [`Coldness`].
 pub(super) const COLD_SCORE: u32 = 6;
 
-/// [`Coldness`]'s score after one more probed read.
+/// [`Coldness`]'s score after one more probed read; at [`COLD_SCORE`] it stays (a read
+/// probed by another thread just before cannot make the tree warm again).
 fn next_score(score: u32, waited: bool) -> u32 {
-    match waited {
-        true => score.saturating_add(1),
-        false => score.saturating_sub(1),
+    match (score >= COLD_SCORE, waited) {
+        (true, _) => score,
+        (false, true) => score + 1,
+        (false, false) => score.saturating_sub(1),
     }
 }
 

@@ -460,26 +460,33 @@ fn the_threads_open_ahead_a_quarter_of_the_descriptors_at_most() {
 #[test]
 fn a_tree_turns_cold_when_most_probed_reads_wait_not_at_the_first_one() {
     use equal::{Coldness, COLD_SCORE};
+    let record = |c: &Coldness, waited: bool| {
+        c.record(waited);
+        c.is_cold()
+    };
     // A warm tree where one probed read in 16 would have waited (a lock, a lost page).
-    let warm = Coldness::default();
+    let warm = Coldness::new(false);
     for i in 0..100_000 {
-        assert!(!warm.record(i % 16 == 0), "turned cold at probe {i}");
+        assert!(!record(&warm, i % 16 == 0), "turned cold at probe {i}");
     }
     // A cold tree: cold at the COLD_SCORE-th read that waits, not before.
-    let cold = Coldness::default();
+    let cold = Coldness::new(false);
     for i in 1..COLD_SCORE {
-        assert!(!cold.record(true), "cold after {i} reads");
+        assert!(!record(&cold, true), "cold after {i} reads");
     }
-    assert!(cold.record(true));
+    assert!(record(&cold, true));
+    // Once cold, it stays cold, whatever is recorded after.
+    assert!(record(&cold, false));
+    assert!(Coldness::new(true).is_cold());
     // A long warm part does not delay the cold part after it.
-    let later = Coldness::default();
+    let later = Coldness::new(false);
     for _ in 0..100_000 {
-        assert!(!later.record(false));
+        assert!(!record(&later, false));
     }
-    let waits = (1..).find(|_| later.record(true)).unwrap();
+    let waits = (1..).find(|_| record(&later, true)).unwrap();
     assert_eq!(waits, COLD_SCORE);
     // Two reads in three waiting is cold too, within a few dozen probes.
-    let mostly = Coldness::default();
-    let probes = (0..).find(|i| mostly.record(i % 3 != 0)).unwrap();
+    let mostly = Coldness::new(false);
+    let probes = (0..).find(|i| record(&mostly, i % 3 != 0)).unwrap();
     assert!(probes < 3 * COLD_SCORE as usize * 2, "{probes} probes");
 }
