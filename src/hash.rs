@@ -4,7 +4,8 @@
 //! allocation per file, one `read` for most source files). Files of at least
 //! [`MMAP_THRESHOLD`] bytes are memory-mapped, and files of at least
 //! [`SPLIT_THRESHOLD`] bytes are additionally split across threads by blake3's rayon
-//! support, so one huge file does not leave the other cores idle.
+//! support, so one huge file does not leave the other cores idle; one that is not in the
+//! page cache is hashed a window at a time while the next windows are read.
 //!
 //! A mapped file that another process truncates while we hash it would make the kernel
 //! raise SIGBUS on the lost pages and kill the process. The `guard` module catches exactly those
@@ -32,6 +33,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::fcntl::OFlag;
+use rayon::ThreadPool;
 
 use crate::tree::Hash;
 
@@ -383,26 +385,18 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
         drop(map);
         return hash_read(file.try_clone()?, len, false).map(|(hashed, _)| hashed);
     };
-    // Ask for the whole file now: on a cold cache the reads are in flight while this
-    // worker waits for a hashing permit, instead of page by page as blake3 faults them in.
-    // Only a hint: if it fails, the faults read the pages anyway.
-    let _ = nix::fcntl::posix_fadvise(
-        file,
-        0,
-        len as i64,
-        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
-    );
     let mut hasher = blake3::Hasher::new();
-    match (len >= SPLIT_THRESHOLD)
-        .then(crate::pool::hashers)
-        .flatten()
-    {
-        // The CPU-sized pool bounds this hashing by itself. No permit is held across
-        // `install`: a worker waiting there runs other queued work meanwhile, and work
-        // that waits for a permit while the worker holds one would never finish.
-        Some(pool) => pool.install(|| hasher.update_rayon(&map)),
-        None => crate::pool::hashing(|| hasher.update(&map)),
-    };
+    let split = len >= SPLIT_THRESHOLD;
+    let pool = split.then(crate::pool::hashers).flatten();
+    if split && waits_for_storage(file) {
+        hash_windows(file, &map, &mut hasher, pool);
+    } else {
+        // Ask for the whole file now: on a cold cache the reads are in flight while this
+        // worker waits for a hashing permit, instead of page by page as blake3 faults
+        // them in.
+        advise(file, 0, len);
+        hash_mapping(&mut hasher, &map, pool);
+    }
     if watch.faulted() {
         return Err(io::Error::other("it shrank while it was being read"));
     }
@@ -410,6 +404,57 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
         hash: *hasher.finalize().as_bytes(),
         size: len,
     })
+}
+
+/// The length of the windows a large file not in the page cache is hashed in
+/// ([`hash_windows`]). Windows of 8, 16 and 32 MiB took the same time within 4% (page
+/// cache dropped, four 256 MiB files, 1 and 2 CPUs, reads limited to 400 MB/s).
+const WINDOW: usize = 16 << 20;
+
+/// Hashes `map`, all of `file`, one [`WINDOW`] at a time, asking for the reads of the next
+/// two windows before hashing each. On a cold cache, advice for the whole file has the
+/// file read before its hashing begins (`POSIX_FADV_WILLNEED` returns once its reads are
+/// queued, and the device's queue holds only so many), so reading and hashing take their
+/// sum; in windows they take the longer of the two and one window more. Measured on the
+/// 3.2 GiB benchmark tree (4 files), page cache dropped, 10 runs each taking turns:
+/// medians 4.01 s advised whole, 3.27 s in windows with 1 CPU (the I/O floor 3.69 s);
+/// 3.02 s and 2.88 s with 2 CPUs (floor 2.82 s). Only for a file found cold: on a warm
+/// one the windows cost ~20% more time than hashing the mapping at once (each `install`
+/// wakes the pool, which then idles).
+fn hash_windows(file: &File, map: &[u8], hasher: &mut blake3::Hasher, pool: Option<&ThreadPool>) {
+    let len = map.len() as u64;
+    let window = WINDOW as u64;
+    advise(file, 0, 2 * window);
+    for (i, piece) in (1..).zip(map.chunks(WINDOW)) {
+        let ahead = (i + 1) * window;
+        if ahead < len {
+            advise(file, ahead, window);
+        }
+        hash_mapping(hasher, piece, pool);
+    }
+}
+
+/// Feeds `bytes` to `hasher`: split across `pool` if there is one, else on this thread
+/// holding a hashing permit.
+fn hash_mapping(hasher: &mut blake3::Hasher, bytes: &[u8], pool: Option<&ThreadPool>) {
+    match pool {
+        // The CPU-sized pool bounds this hashing by itself. No permit is held across
+        // `install`: a worker waiting there runs other queued work meanwhile, and work
+        // that waits for a permit while the worker holds one would never finish.
+        Some(pool) => pool.install(|| hasher.update_rayon(bytes)),
+        None => crate::pool::hashing(|| hasher.update(bytes)),
+    };
+}
+
+/// Asks the kernel to start reading `len` bytes of `file` from `offset`. Only a hint: if
+/// it fails, the page faults read the pages anyway.
+fn advise(file: &File, offset: u64, len: u64) {
+    let _ = nix::fcntl::posix_fadvise(
+        file,
+        offset as i64,
+        len as i64,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_WILLNEED,
+    );
 }
 
 /// Survives SIGBUS on mapped files that shrink while being hashed.
@@ -703,5 +748,63 @@ mod tests {
                 "length {len}"
             );
         }
+    }
+
+    #[test]
+    fn hashing_in_windows_equals_hashing_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::create(dir.path().join("advised")).unwrap();
+        let pool = crate::pool::build_with(2, |_| {});
+        assert!(pool.is_some(), "no pool of two threads");
+        let data: Vec<u8> = (0..5 * WINDOW / 2 + 7)
+            .map(|i| (i * 7 % 253) as u8)
+            .collect();
+        for len in [1, WINDOW - 1, WINDOW, WINDOW + 1, 2 * WINDOW, data.len()] {
+            for pool in [None, pool.as_ref()] {
+                let mut hasher = blake3::Hasher::new();
+                hash_windows(&file, &data[..len], &mut hasher, pool);
+                assert_eq!(
+                    hasher.finalize(),
+                    blake3::hash(&data[..len]),
+                    "length {len}, pool: {}",
+                    pool.is_some()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_file_out_of_the_page_cache_hashes_as_one_in_it() {
+        const TMPFS_MAGIC: u64 = 0x0102_1994;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cold");
+        let data: Vec<u8> = (0..2 * WINDOW + 4099)
+            .map(|i| (i * 13 % 241) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let want = Hashed::File {
+            hash: *blake3::hash(&data).as_bytes(),
+            size: data.len() as u64,
+        };
+        let len = data.len() as u64;
+        assert_eq!(hash_path(&path, len).unwrap(), want, "warm");
+        let file = File::open(&path).unwrap();
+        file.sync_all().unwrap();
+        nix::fcntl::posix_fadvise(
+            &file,
+            0,
+            0,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        )
+        .unwrap();
+        if rustix::fs::fstatfs(&file).unwrap().f_type as u64 == TMPFS_MAGIC {
+            eprintln!("skipped: this file system keeps every page in memory");
+            return;
+        }
+        assert!(
+            waits_for_storage(&file),
+            "the file is still in the page cache"
+        );
+        assert_eq!(hash_path(&path, len).unwrap(), want, "cold");
     }
 }
