@@ -233,7 +233,8 @@ pub fn hash_regular_probed(file: File, size_hint: u64, len: u64) -> io::Result<(
 /// offset 0 that may not wait (`RWF_NOWAIT`) fails with `EAGAIN`. "No" wherever that
 /// cannot be told (the file system does not take the flag, an empty file, any error).
 /// Always tried, even where an earlier file's file system refused the flag: it is asked
-/// once per tree, which may lie on another file system.
+/// once per tree and once per large mapped file, each of which may lie on another file
+/// system.
 pub fn waits_for_storage(file: &File) -> bool {
     let mut byte = [0u8; 1];
     loop {
@@ -257,6 +258,23 @@ pub fn waits_for_storage(file: &File) -> bool {
             _ => return false,
         }
     }
+}
+
+/// Drops the pages of the file at `path` from the page cache (clean once synced), for tests
+/// of a cold cache; false on a file system that keeps them anyway (tmpfs).
+#[cfg(test)]
+pub(crate) fn evict(path: &Path) -> bool {
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    let file = File::open(path).unwrap();
+    file.sync_all().unwrap();
+    nix::fcntl::posix_fadvise(
+        &file,
+        0,
+        0,
+        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+    )
+    .unwrap();
+    rustix::fs::fstatfs(&file).unwrap().f_type as u64 != TMPFS_MAGIC
 }
 
 /// Whether reads without waiting work here; cleared when the file system refuses one.
@@ -775,7 +793,6 @@ mod tests {
 
     #[test]
     fn a_large_file_out_of_the_page_cache_hashes_as_one_in_it() {
-        const TMPFS_MAGIC: u64 = 0x0102_1994;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cold");
         let data: Vec<u8> = (0..2 * WINDOW + 4099)
@@ -788,21 +805,12 @@ mod tests {
         };
         let len = data.len() as u64;
         assert_eq!(hash_path(&path, len).unwrap(), want, "warm");
-        let file = File::open(&path).unwrap();
-        file.sync_all().unwrap();
-        nix::fcntl::posix_fadvise(
-            &file,
-            0,
-            0,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        )
-        .unwrap();
-        if rustix::fs::fstatfs(&file).unwrap().f_type as u64 == TMPFS_MAGIC {
+        if !evict(&path) {
             eprintln!("skipped: this file system keeps every page in memory");
             return;
         }
         assert!(
-            waits_for_storage(&file),
+            waits_for_storage(&File::open(&path).unwrap()),
             "the file is still in the page cache"
         );
         assert_eq!(hash_path(&path, len).unwrap(), want, "cold");

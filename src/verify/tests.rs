@@ -395,20 +395,9 @@ fn a_sealed_directory_the_rules_only_walk_into_must_not_be_empty() {
     assert!(!agree(dir.path(), &manifest, &Options::default()));
 }
 
-/// Drops `rel`'s pages from the page cache (clean once synced); false on a file system
-/// that keeps them anyway (tmpfs).
+/// Drops `rel`'s pages from the page cache; false on a file system that keeps them anyway.
 fn evict(root: &Path, rel: &str) -> bool {
-    const TMPFS_MAGIC: u64 = 0x0102_1994;
-    let file = fs::File::open(root.join(rel)).unwrap();
-    file.sync_all().unwrap();
-    nix::fcntl::posix_fadvise(
-        &file,
-        0,
-        0,
-        nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-    )
-    .unwrap();
-    rustix::fs::fstatfs(&file).unwrap().f_type as u64 != TMPFS_MAGIC
+    crate::hash::evict(&root.join(rel))
 }
 
 #[test]
