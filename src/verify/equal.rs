@@ -178,8 +178,8 @@ fn pool(cold: impl FnOnce() -> bool) -> Option<&'static rayon::ThreadPool> {
 }
 
 /// Whether the first file of `expected` with any content is not in the page cache (see
-/// [`hash::waits_for_storage`]): one open beneath `root`, an `fstat` and a one-byte read
-/// that does not wait. A tree where that cannot be told counts as warm.
+/// [`hash::waits_for_storage`]): one open beneath `root`, an `fstat` and that probe. A
+/// tree where that cannot be told counts as warm.
 pub(super) fn starts_cold(root: &Path, expected: EntrySlice<'_>) -> bool {
     let first = expected
         .iter()
