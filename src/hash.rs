@@ -19,8 +19,7 @@
 //!
 //! The `unsafe` here is the mapping itself and the signal handler; both are confined to
 //! `hash_mapped` and `guard`, which with `close` (a raw `close` system call) and
-//! `first_page_cached` (a raw `cachestat` system call) are the only items allowed
-//! `unsafe_code`.
+//! `page_cached` (a raw `cachestat` system call) are the only items allowed `unsafe_code`.
 //!
 //! Files are opened with `O_NOFOLLOW | O_NONBLOCK` and checked with `fstat` after opening:
 //! if a regular file was swapped for a symlink, FIFO or device since the walk, it is
@@ -230,8 +229,8 @@ pub fn hash_regular_probed(file: File, size_hint: u64, len: u64) -> io::Result<(
     }
 }
 
-/// Whether reading the first byte of `file` would wait for storage. "No" wherever that
-/// cannot be told (the file system does not take the flags, an empty file, any error).
+/// Whether reading the byte at `offset` of `file` would wait for storage. "No" wherever
+/// that cannot be told (the file system does not take the flags, past the end, any error).
 /// Always asked, even where an earlier file's file system refused: it is asked once per
 /// tree and once per large mapped file, each of which may lie on another file system.
 ///
@@ -239,13 +238,13 @@ pub fn hash_regular_probed(file: File, size_hint: u64, len: u64) -> io::Result<(
 /// the page cache, but it also starts reading that page, and a read served fast enough
 /// (one byte, a busy CPU) completes before the page is looked at: 11 of 4,000 reads of a
 /// page just evicted returned it. So the page cache is first asked without reading
-/// ([`first_page_cached`]): a page there is warm. Where it is not, the read tells; when
+/// ([`page_cached`]): a page there is warm. Where it is not, the read tells; when
 /// the read returns the byte, the page cache is asked again, and the page is there only
 /// now if this read put it there (cold). "Not there" alone is never taken for cold: a
 /// stacked file system keeps the pages with the file beneath (overlayfs, which also
 /// refuses the flag, says "not there" of a file just read).
-pub fn waits_for_storage(file: &File) -> bool {
-    let before = first_page_cached(file);
+pub fn waits_for_storage(file: &File, offset: u64) -> bool {
+    let before = page_cached(file, offset);
     if before == Some(true) {
         return false;
     }
@@ -254,7 +253,7 @@ pub fn waits_for_storage(file: &File) -> bool {
         match rustix::io::preadv2(
             file,
             &mut [io::IoSliceMut::new(&mut byte)],
-            0,
+            offset,
             rustix::io::ReadWriteFlags::NOWAIT,
         ) {
             Err(rustix::io::Errno::INTR) => continue,
@@ -268,18 +267,18 @@ pub fn waits_for_storage(file: &File) -> bool {
                 NOWAIT.store(false, Ordering::Relaxed);
                 return false;
             }
-            Ok(1) => return before == Some(false) && first_page_cached(file) == Some(true),
+            Ok(1) => return before == Some(false) && page_cached(file, offset) == Some(true),
             _ => return false,
         }
     }
 }
 
-/// Whether the page cache holds the page of `file`'s first byte, asked of the kernel
-/// without reading it (`cachestat(2)`, Linux 6.5); `None` where it cannot say: an older
-/// kernel, a seccomp profile that refuses the call, a file the caller may not ask about.
-/// Past the end of the file (an empty one) the answer is "no".
+/// Whether the page cache holds the page of the byte at `offset` of `file`, asked of the
+/// kernel without reading it (`cachestat(2)`, Linux 6.5); `None` where it cannot say: an
+/// older kernel, a seccomp profile that refuses the call, a file the caller may not ask
+/// about. Past the end of the file the answer is "no".
 #[allow(unsafe_code)]
-fn first_page_cached(file: &File) -> Option<bool> {
+fn page_cached(file: &File, offset: u64) -> Option<bool> {
     use nix::libc;
     use std::os::fd::AsRawFd;
     /// `cachestat`'s number, the same on every architecture (new calls share one table).
@@ -301,7 +300,10 @@ fn first_page_cached(file: &File) -> Option<bool> {
         evicted: u64,
         recently_evicted: u64,
     }
-    let range = Range { off: 0, len: 1 };
+    let range = Range {
+        off: offset,
+        len: 1,
+    };
     let mut stat = Stat::default();
     // SAFETY: `cachestat(fd, range, cstat, flags)` reads one `cachestat_range` and writes
     // one `cachestat`, both `repr(C)` with the kernel's layout (five and two `__u64`) and
@@ -464,7 +466,7 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
     let mut hasher = blake3::Hasher::new();
     let split = len >= SPLIT_THRESHOLD;
     let pool = split.then(crate::pool::hashers).flatten();
-    if split && waits_for_storage(file) {
+    if split && read_in_windows(file, len) {
         hash_windows(file, &map, &mut hasher, pool);
     } else {
         // Ask for the whole file now: on a cold cache the reads are in flight while this
@@ -480,6 +482,15 @@ fn hash_mapped(file: &File, len: u64) -> io::Result<Hashed> {
         hash: *hasher.finalize().as_bytes(),
         size: len,
     })
+}
+
+/// Whether a large file of `len` bytes is hashed in windows ([`hash_windows`]): when its
+/// last byte is not in the page cache. Not its first: the first file of a cold tree has
+/// had its first byte read to tell that the tree is cold (`verify`'s `starts_cold`), and
+/// so read warm there; a file hashed in part before (a check cut short) is warm at the
+/// start too.
+fn read_in_windows(file: &File, len: u64) -> bool {
+    waits_for_storage(file, len - 1)
 }
 
 /// The length of the windows a large file not in the page cache is hashed in
@@ -855,11 +866,11 @@ mod tests {
         let path = dir.path().join("small");
         std::fs::write(&path, b"first").unwrap();
         let file = File::open(&path).unwrap();
-        if first_page_cached(&file) != Some(true) {
+        if page_cached(&file, 0) != Some(true) {
             eprintln!("skipped: the page cache cannot be asked about this file here");
             return;
         }
-        assert!(!waits_for_storage(&file), "a file just written is warm");
+        assert!(!waits_for_storage(&file, 0), "a file just written is warm");
         // A read that may not wait starts reading the page, and now and then (a few times
         // in 1,000) has it before it looks: that must not read as warm.
         for round in 0..2000 {
@@ -868,12 +879,12 @@ mod tests {
                 return;
             }
             assert!(
-                waits_for_storage(&file),
+                waits_for_storage(&file, 0),
                 "round {round}: evicted, found warm"
             );
         }
         std::fs::read(&path).unwrap();
-        assert!(!waits_for_storage(&file), "read again, it is warm");
+        assert!(!waits_for_storage(&file, 0), "read again, it is warm");
     }
 
     #[test]
@@ -894,10 +905,10 @@ mod tests {
             eprintln!("skipped: this file system keeps every page in memory");
             return;
         }
-        assert!(
-            waits_for_storage(&File::open(&path).unwrap()),
-            "the file is still in the page cache"
-        );
+        let file = File::open(&path).unwrap();
+        // The first byte is read as `verify` reads a cold tree's first file to tell.
+        assert!(waits_for_storage(&file, 0), "still in the page cache");
+        assert!(read_in_windows(&file, len), "cold but for its first page");
         assert_eq!(hash_path(&path, len).unwrap(), want, "cold");
     }
 }

@@ -189,7 +189,7 @@ pub(super) fn starts_cold(root: &Path, expected: EntrySlice<'_>) -> bool {
     };
     open_beneath(root, first.path, hash::OPEN_FLAGS).is_ok_and(|fd| {
         rustix::fs::fstat(&fd).is_ok_and(|st| FileType::from_raw_mode(st.st_mode).is_file())
-            && hash::waits_for_storage(&File::from(fd))
+            && hash::waits_for_storage(&File::from(fd), 0)
     })
 }
 
