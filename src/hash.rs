@@ -238,7 +238,7 @@ pub fn hash_regular_probed(file: File, size_hint: u64, len: u64) -> io::Result<(
 /// the page cache, but it also starts reading that page, and a read served fast enough
 /// (one byte, a busy CPU) completes before the page is looked at: 11 of 4,000 reads of a
 /// page just evicted returned it. So the page cache is first asked without reading
-/// ([`page_cached`]): a page there is warm. Where it is not, the read tells; when
+/// (`cachestat`): a page there is warm. Where it is not, the read tells; when
 /// the read returns the byte, the page cache is asked again, and the page is there only
 /// now if this read put it there (cold). "Not there" alone is never taken for cold: a
 /// stacked file system keeps the pages with the file beneath (overlayfs, which also
