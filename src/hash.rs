@@ -238,9 +238,9 @@ pub fn hash_regular_probed(file: File, size_hint: u64, len: u64) -> io::Result<(
 /// the page cache, but it also starts reading that page, and a read served fast enough
 /// (one byte, a busy CPU) completes before the page is looked at: 11 of 4,000 reads of a
 /// page just evicted returned it. So the page cache is first asked without reading
-/// (`cachestat`): a page there is warm. Where it is not, the read tells; when
-/// the read returns the byte, the page cache is asked again, and the page is there only
-/// now if this read put it there (cold). "Not there" alone is never taken for cold: a
+/// (`cachestat`): a page there is warm. Where it is not, the read tells; when the read
+/// returns the byte, the page cache is asked again, and the page is there only now if
+/// this read put it there (cold). "Not there" alone is never taken for cold: a
 /// stacked file system keeps the pages with the file beneath (overlayfs, which also
 /// refuses the flag, says "not there" of a file just read).
 pub fn waits_for_storage(file: &File, offset: u64) -> bool {
@@ -306,7 +306,7 @@ fn page_cached(file: &File, offset: u64) -> Option<bool> {
     };
     let mut stat = Stat::default();
     // SAFETY: `cachestat(fd, range, cstat, flags)` reads one `cachestat_range` and writes
-    // one `cachestat`, both `repr(C)` with the kernel's layout (five and two `__u64`) and
+    // one `cachestat`, both `repr(C)` with the kernel's layout (two and five `__u64`) and
     // alive for the call; it touches no other memory and neither keeps the pointers.
     let done = unsafe {
         libc::syscall(
