@@ -236,13 +236,13 @@ pub fn hash_regular_probed(file: File, size_hint: u64, len: u64) -> io::Result<(
 ///
 /// A read that may not wait (`RWF_NOWAIT`) fails with `EAGAIN` when the page is not in
 /// the page cache, but it also starts reading that page, and a read served fast enough
-/// (one byte, a busy CPU) completes before the page is looked at: 11 of 4,000 reads of a
-/// page just evicted returned it. So the page cache is first asked without reading
-/// (`cachestat`): a page there is warm. Where it is not, the read tells; when the read
-/// returns the byte, the page cache is asked again, and the page is there only now if
-/// this read put it there (cold). "Not there" alone is never taken for cold: a
-/// stacked file system keeps the pages with the file beneath (overlayfs, which also
-/// refuses the flag, says "not there" of a file just read).
+/// (one byte from a fast device) completes before the page is looked at: 11 of 4,000
+/// reads of a page just evicted returned it, on an idle machine. So the page cache is
+/// first asked without reading (`cachestat`): a page there is warm. Where it is not, the
+/// read tells; when the read returns the byte, the page cache is asked again, and the
+/// page is there only now if this read put it there (cold). "Not there" alone is never
+/// taken for cold: a stacked file system keeps the pages with the file beneath
+/// (overlayfs, which also refuses the flag, says "not there" of a file just read).
 pub fn waits_for_storage(file: &File, offset: u64) -> bool {
     let before = page_cached(file, offset);
     if before == Some(true) {
